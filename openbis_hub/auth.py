@@ -1,0 +1,354 @@
+"""OpenBISAuthenticator: log in to JupyterHub with an openBIS token or password.
+
+The openBIS ELN opens ``<hub>/hub/login?token=<openBIS session token>&next=<path>``;
+that link logs the user in with no page in between and then follows ``next``.
+The login form takes an openBIS user name and password, or a token.
+
+The hub user name is the ``userName`` openBIS reports for the token, never
+text parsed out of the token.  The token is kept, encrypted, in auth_state and
+handed to the user's server as ``OPENBIS_TOKEN``.
+"""
+
+from __future__ import annotations
+
+import os
+from urllib.parse import urlsplit
+
+from jupyterhub.apihandlers.base import APIHandler
+from jupyterhub.auth import Authenticator
+from jupyterhub.handlers.login import LoginHandler
+from jupyterhub.scopes import needs_scope
+from jupyterhub.utils import url_path_join
+from tornado import web
+from traitlets import Bool, Float, Integer, Unicode, default, validate
+
+from .errors import InvalidToken, OpenBISError
+from .openbis import OpenBISClient
+
+TOKEN_FIELDS = ("token", "session")  # "session" is what jupyter-openbis-authenticator's form used
+
+
+class OpenBISLoginHandler(LoginHandler):
+    """``/hub/login``: the ELN's token link, plus the usual form.
+
+    ``GET /hub/login?token=<t>&next=<path>`` logs in and redirects to
+    ``next`` (or to the user's server, started if needed).  Without a token
+    it renders the login form.
+    """
+
+    def _token_argument(self) -> str | None:
+        for field in TOKEN_FIELDS:
+            value = self.get_query_argument(field, None)
+            if value is not None:
+                return value
+        return None
+
+    def _redirect_after_login(self, user) -> None:
+        self._jupyterhub_user = user
+        if self.get_argument("next", ""):
+            next_url = self.get_next_url(user)
+            own_server = user.url  # /user/<name>/
+            if next_url.startswith(own_server) and not user.spawner.active:
+                # the server is not running: start it on the way instead of
+                # showing the "server not running" page
+                next_url = url_path_join(self.hub.base_url, "spawn", user.escaped_name) + (
+                    "?next=" + web.escape.url_escape(next_url)
+                )
+        elif user.spawner.active:
+            next_url = user.url
+        else:
+            next_url = url_path_join(self.hub.base_url, "spawn")
+        # never get_next_url() without ?next=: it would copy ?token= into the redirect
+        self.redirect(next_url)
+
+    async def get(self):
+        token = self._token_argument()
+        if token is None:
+            return await super().get()
+        user = await self.login_user({"token": token})
+        if user is None:
+            raise web.HTTPError(403, "openBIS did not accept this token.")
+        self._redirect_after_login(user)
+
+    async def post(self):
+        data = {
+            arg: self.get_argument(arg, strip=arg == "username")
+            for arg in self.request.body_arguments
+            if arg != "_xsrf"
+        }
+        user = await self.login_user(data)
+        if user is None:
+            self.set_status(403)
+            username = data.get("username", "")
+            self.finish(
+                await self._render(
+                    login_error="Invalid openBIS user name, password or token",
+                    username=username[:32],
+                )
+            )
+            return
+        self._redirect_after_login(user)
+
+
+class OpenBISSyncUserHandler(APIHandler):
+    """``POST /hub/api/openbis/users`` ``{"token": <openBIS token>}``.
+
+    Runs the whole login pipeline for the token's owner without a browser:
+    the user is created if needed (allowed/blocked users apply) and the fresh
+    token replaces the one in auth_state.  The launch service calls this, so
+    a server it starts gets the user's current token.
+    """
+
+    @needs_scope("admin:users")
+    async def post(self):
+        model = self.get_json_body() or {}
+        token = model.get("token") if isinstance(model, dict) else None
+        if not isinstance(token, str) or not token:
+            raise web.HTTPError(400, "Body must be JSON with an openBIS 'token'.")
+        authenticated = await self.authenticate({"token": token})
+        if not authenticated:
+            raise web.HTTPError(403, "This openBIS user may not use this hub.")
+        created = self.find_user(authenticated["name"]) is None
+        user = await self.auth_to_user(authenticated)
+        self.write({"name": user.name, "created": created})
+
+
+class OpenBISAuthenticator(Authenticator):
+    """Authenticate JupyterHub users against openBIS.
+
+    Accepts an openBIS session token or personal access token (from the
+    ELN's ``/hub/login?token=`` link or the form), or an openBIS user name
+    and password.
+    """
+
+    openbis_url = Unicode(
+        config=True,
+        help="""
+        URL of the openBIS server, e.g. ``https://openbis.example.org``
+        (without ``/openbis/``).  Tokens are checked against its V3 API at
+        ``<openbis_url>/openbis/openbis/rmi-application-server-v3.json``.
+
+        Defaults to the ``OPENBIS_URL`` environment variable.
+        """,
+    )
+
+    @default("openbis_url")
+    def _openbis_url_default(self):
+        return os.environ.get("OPENBIS_URL", "")
+
+    @validate("openbis_url")
+    def _validate_openbis_url(self, proposal):
+        url = proposal.value.rstrip("/")
+        if url and urlsplit(url).scheme not in {"http", "https"}:
+            raise ValueError(f"OpenBISAuthenticator.openbis_url must start with https://, got {url!r}")
+        return url
+
+    openbis_ca_bundle = Unicode(
+        config=True,
+        help="""
+        Path to a CA bundle (PEM) that signed openBIS's certificate, for
+        sites with their own CA.  Empty: the system's trusted CAs.
+
+        Defaults to the ``OPENBIS_CA_BUNDLE`` environment variable.
+        """,
+    )
+
+    @default("openbis_ca_bundle")
+    def _openbis_ca_bundle_default(self):
+        return os.environ.get("OPENBIS_CA_BUNDLE", "")
+
+    verify_tls = Bool(
+        True,
+        config=True,
+        help="""
+        Verify openBIS's TLS certificate.  Turn off only for a local trial
+        with a self-signed certificate; prefer ``openbis_ca_bundle``.
+        """,
+    )
+
+    openbis_timeout = Float(
+        10,
+        config=True,
+        help="""
+        Seconds to wait for an answer from openBIS.  A user whose login
+        would wait longer sees "openBIS is unreachable" instead of a hang.
+        """,
+    )
+
+    token_cache_ttl = Float(
+        60,
+        config=True,
+        help="""
+        Seconds a token that openBIS accepted is trusted without asking
+        again, so a burst of requests costs openBIS one call per token.
+        0 asks openBIS every time.  Refused tokens are remembered for two
+        seconds at most; an unreachable openBIS is never remembered.
+        """,
+    )
+
+    lowercase_usernames = Bool(
+        False,
+        config=True,
+        help="""
+        Lower-case openBIS user ids to make hub user names.
+
+        Off by default: the ELN opens ``/user/<openBIS user id>/...`` with the
+        id exactly as openBIS spells it, so ``Jane.Doe`` must stay
+        ``Jane.Doe``.  Turn on only if your openBIS user ids are
+        case-insensitive and you never use the ELN's links.
+        """,
+    )
+
+    create_personal_access_token = Bool(
+        False,
+        config=True,
+        help="""
+        At login with a session token or password, create an openBIS
+        personal access token for the notebook server and hand that to it
+        instead of the session token.  Long analyses then outlive the
+        openBIS session timeout.  Needs personal access tokens enabled in
+        openBIS.  An existing, still valid token is reused.
+        """,
+    )
+
+    personal_access_token_validity = Integer(
+        7 * 24 * 3600,
+        config=True,
+        help="""
+        Seconds a personal access token created by
+        ``create_personal_access_token`` stays valid.  openBIS caps it at
+        its ``personal-access-tokens-max-validity-period``.
+        """,
+    )
+
+    personal_access_token_session_name = Unicode(
+        "openbis-hub",
+        config=True,
+        help="Session name of the personal access tokens created for notebooks (shown in openBIS).",
+    )
+
+    @default("enable_auth_state")
+    def _enable_auth_state_default(self):
+        # the openBIS token lives in auth_state: encrypted, needs JUPYTERHUB_CRYPT_KEY
+        return True
+
+    @default("allow_all")
+    def _allow_all_default(self):
+        # openBIS is the authority: every valid openBIS user may log in,
+        # unless allowed_users narrows it down
+        return not self.allowed_users
+
+    @default("refresh_pre_spawn")
+    def _refresh_pre_spawn_default(self):
+        return True
+
+    @default("login_service")
+    def _login_service_default(self):
+        return "openBIS"
+
+    _client: OpenBISClient | None = None
+
+    @property
+    def openbis(self) -> OpenBISClient:
+        """The one openBIS client of this hub (created on first use)."""
+        if self._client is None:
+            if not self.openbis_url:
+                raise OpenBISError(
+                    "openBIS URL is not configured: set OPENBIS_URL or OpenBISAuthenticator.openbis_url.",
+                    status=500,
+                )
+            self._client = OpenBISClient(
+                self.openbis_url,
+                ca_bundle=self.openbis_ca_bundle or None,
+                verify=self.verify_tls,
+                timeout=self.openbis_timeout,
+                cache_ttl=self.token_cache_ttl,
+            )
+        return self._client
+
+    def get_handlers(self, app):
+        # registered before JupyterHub's own, so they take /hub/login
+        return [("/login", OpenBISLoginHandler), ("/api/openbis/users", OpenBISSyncUserHandler)]
+
+    def normalize_username(self, username):
+        """Keep the openBIS user id as it is, unless ``lowercase_usernames``."""
+        if self.lowercase_usernames:
+            username = username.lower()
+        return self.username_map.get(username, username)
+
+    async def authenticate(self, handler, data=None):
+        """Check a token or a user name + password with openBIS.
+
+        ``data`` may hold ``token`` (or ``session``) or ``username`` and
+        ``password``; without data the ``token`` query argument is used.
+        """
+        data = data or {}
+        token = next((data[f] for f in TOKEN_FIELDS if data.get(f)), None)
+        if token is None and not data and handler is not None:
+            token = handler.get_query_argument("token", None)
+        try:
+            if token is None:
+                username, password = data.get("username"), data.get("password")
+                if not username or not password:
+                    return None
+                token = await self.openbis.login(username, password)
+            info = await self.openbis.session_information(token)
+        except OpenBISError as e:
+            self.log.warning("openBIS login refused: %s", e.message)
+            raise web.HTTPError(403 if e.status == 401 else 503, e.message) from None
+        auth_state = {
+            "openbis_url": self.openbis_url,
+            "openbis_user": info.user_id,
+            "openbis_token": token,
+            "personal_access_token": info.personal_access_token,
+        }
+        if self.create_personal_access_token and not info.personal_access_token:
+            auth_state["notebook_token"] = await self._notebook_pat(handler, token, info.user_id)
+        return {"name": info.user_id, "auth_state": auth_state}
+
+    async def _notebook_pat(self, handler, session_token: str, user_id: str) -> str | None:
+        """A personal access token for the notebook: the stored one if still valid, else a new one."""
+        user = handler.find_user(self.normalize_username(user_id)) if handler is not None else None
+        old = (await user.get_auth_state() or {}).get("notebook_token") if user else None
+        if old:
+            try:
+                await self.openbis.session_information(old)
+                return old
+            except InvalidToken:
+                pass
+            except OpenBISError:
+                return old
+        try:
+            info = await self.openbis.server_information(session_token)
+            limit = int(info.get("personal-access-tokens-max-validity-period") or 0)
+            validity = min(self.personal_access_token_validity, limit) if limit else self.personal_access_token_validity
+            return await self.openbis.create_personal_access_token(
+                session_token, self.personal_access_token_session_name, validity
+            )
+        except OpenBISError as e:
+            self.log.warning("Could not create a personal access token for %s: %s", user_id, e.message)
+            return None
+
+    async def refresh_user(self, user, handler=None):
+        """Re-validate the stored token; a dead token means "log in again"."""
+        auth_state = await user.get_auth_state()
+        if not auth_state or not auth_state.get("openbis_token"):
+            return True  # users created through the API have nothing to refresh
+        try:
+            await self.openbis.session_information(auth_state["openbis_token"])
+        except InvalidToken:
+            self.log.info("openBIS token of %s is no longer valid", user.name)
+            return False
+        except OpenBISError as e:
+            self.log.warning("Could not refresh %s: %s", user.name, e.message)
+        return True
+
+    async def pre_spawn_start(self, user, spawner):
+        """Hand the openBIS URL and the user's token to the server's environment."""
+        spawner.environment["OPENBIS_URL"] = self.openbis_url
+        auth_state = await user.get_auth_state()
+        if auth_state:
+            token = auth_state.get("notebook_token") or auth_state.get("openbis_token")
+            if token:
+                spawner.environment["OPENBIS_TOKEN"] = token
+            spawner.environment["OPENBIS_USER"] = auth_state.get("openbis_user", user.name)

@@ -1,0 +1,234 @@
+"""The launch service: a JupyterHub-managed service at ``/services/openbis/``.
+
+It is the drop-in for the old ELN-Jupyter webservice: the ELN posts a notebook
+with the user's openBIS token; the service makes sure the hub user exists and
+their server runs, and writes the notebook through the contents API.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+from urllib.parse import urlsplit
+
+from tornado import httpserver, web
+from traitlets import Float, Integer, List, Unicode, default
+from traitlets.config import Application
+
+from .._version import __version__
+from ..hub_api import HubAPI
+from ..openbis import OpenBISClient
+from . import handlers
+from .launch import Launcher
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}" if parts.scheme and parts.netloc else ""
+
+
+class OpenBISService(Application):
+    name = "openbis-hub-service"
+    description = "Launch notebooks for the openBIS ELN through JupyterHub."
+    version = __version__
+
+    aliases = {
+        "openbis-url": "OpenBISService.openbis_url",
+        "port": "OpenBISService.port",
+        "spawn-timeout": "OpenBISService.spawn_timeout",
+        "log-level": "Application.log_level",
+    }
+
+    openbis_url = Unicode(
+        config=True,
+        help="URL of the openBIS server whose tokens this service accepts. Defaults to $OPENBIS_URL.",
+    )
+
+    @default("openbis_url")
+    def _openbis_url_default(self):
+        return os.environ.get("OPENBIS_URL", "")
+
+    openbis_ca_bundle = Unicode(
+        config=True,
+        help="CA bundle (PEM) to verify openBIS's certificate. Defaults to $OPENBIS_CA_BUNDLE; empty: system CAs.",
+    )
+
+    @default("openbis_ca_bundle")
+    def _openbis_ca_bundle_default(self):
+        return os.environ.get("OPENBIS_CA_BUNDLE", "")
+
+    openbis_timeout = Float(10, config=True, help="Seconds to wait for openBIS before answering 502.")
+
+    token_cache_ttl = Float(
+        60,
+        config=True,
+        help="Seconds a token openBIS accepted is trusted without asking again (0: ask every time).",
+    )
+
+    eln_origins = List(
+        Unicode(),
+        config=True,
+        help="""
+        Origins (``https://host[:port]``) of the openBIS ELN pages allowed to
+        call this service from a browser (CORS).  Defaults to
+        $OPENBIS_HUB_ELN_ORIGINS (space or comma separated), else the origin
+        of the openBIS URL.
+        """,
+    )
+
+    @default("eln_origins")
+    def _eln_origins_default(self):
+        configured = os.environ.get("OPENBIS_HUB_ELN_ORIGINS", "").replace(",", " ").split()
+        return configured or [o for o in [_origin(self.openbis_url)] if o]
+
+    max_body_size = Integer(
+        16 * 1024 * 1024,
+        config=True,
+        help="Largest notebook accepted, in bytes; larger bodies are answered 413. Env: $OPENBIS_HUB_MAX_BODY_SIZE.",
+    )
+
+    @default("max_body_size")
+    def _max_body_size_default(self):
+        return int(os.environ.get("OPENBIS_HUB_MAX_BODY_SIZE", 16 * 1024 * 1024))
+
+    overwrite = Unicode(
+        config=True,
+        help="""
+        'true': a notebook written under an existing name replaces the file
+        (as the old ELN-Jupyter webservice did).  Default 'false': the new
+        notebook gets a free name (``name 2.ipynb``, ...) and nothing is
+        ever overwritten.  Env: $OPENBIS_HUB_OVERWRITE.
+        """,
+    )
+
+    @default("overwrite")
+    def _overwrite_default(self):
+        return os.environ.get("OPENBIS_HUB_OVERWRITE", "false")
+
+    spawn_timeout = Float(
+        config=True,
+        help="Seconds to wait for a user's server to start before answering 504. Env: $OPENBIS_HUB_SPAWN_TIMEOUT.",
+    )
+
+    @default("spawn_timeout")
+    def _spawn_timeout_default(self):
+        return float(os.environ.get("OPENBIS_HUB_SPAWN_TIMEOUT", 120))
+
+    public_url = Unicode(
+        config=True,
+        help="""
+        Public URL of the hub (``https://hub.example.org``), used in the
+        ``link`` of answers.  Empty: taken from the request.  Env:
+        $OPENBIS_HUB_PUBLIC_URL.
+        """,
+    )
+
+    @default("public_url")
+    def _public_url_default(self):
+        return os.environ.get("OPENBIS_HUB_PUBLIC_URL", "")
+
+    proxy_url = Unicode(
+        config=True,
+        help="""
+        Where this service reaches ``/user/<name>/`` (the hub's proxy, seen
+        from the service).  Env: $OPENBIS_HUB_PROXY_URL, default
+        http://127.0.0.1:8000.
+        """,
+    )
+
+    @default("proxy_url")
+    def _proxy_url_default(self):
+        return os.environ.get("OPENBIS_HUB_PROXY_URL", "http://127.0.0.1:8000")
+
+    hub_api_url = Unicode(config=True, help="The Hub API URL. Defaults to $JUPYTERHUB_API_URL (set by the hub).")
+
+    @default("hub_api_url")
+    def _hub_api_url_default(self):
+        return os.environ.get("JUPYTERHUB_API_URL", "http://127.0.0.1:8081/hub/api")
+
+    api_token = Unicode(config=True, help="This service's Hub API token. Defaults to $JUPYTERHUB_API_TOKEN.")
+
+    @default("api_token")
+    def _api_token_default(self):
+        return os.environ.get("JUPYTERHUB_API_TOKEN", "")
+
+    service_prefix = Unicode(config=True, help="URL prefix of the service. Defaults to $JUPYTERHUB_SERVICE_PREFIX.")
+
+    @default("service_prefix")
+    def _service_prefix_default(self):
+        return os.environ.get("JUPYTERHUB_SERVICE_PREFIX", "/services/openbis/")
+
+    port = Integer(config=True, help="Port to listen on. Defaults to the port of $JUPYTERHUB_SERVICE_URL.")
+
+    @default("port")
+    def _port_default(self):
+        return urlsplit(os.environ.get("JUPYTERHUB_SERVICE_URL", "http://127.0.0.1:10101")).port or 10101
+
+    ip = Unicode("127.0.0.1", config=True, help="Address to listen on (the proxy forwards to it).")
+
+    def make_app(self) -> web.Application:
+        self.openbis = OpenBISClient(
+            self.openbis_url,
+            ca_bundle=self.openbis_ca_bundle or None,
+            timeout=self.openbis_timeout,
+            cache_ttl=self.token_cache_ttl,
+        )
+        self.hub = HubAPI(self.hub_api_url, self.api_token, self.proxy_url)
+        launcher = Launcher(
+            self.openbis,
+            self.hub,
+            spawn_timeout=self.spawn_timeout,
+            overwrite=self.overwrite.lower() in {"1", "true", "yes"},
+        )
+        prefix = self.service_prefix.rstrip("/")
+        routes = [
+            (prefix + r"/api/health", handlers.HealthHandler),
+            (prefix + r"/api/openapi.json", handlers.OpenAPIHandler),
+            (prefix + r"/api/notebooks", handlers.CreateNotebookHandler),
+            (prefix + r"/api/notebooks/(.+)", handlers.NotebookHandler),
+            (prefix + r"/api/sessions", handlers.SessionsHandler),
+            (prefix + r"(/.*)?", handlers.ELNHandler),  # the ELN: any path under the prefix
+        ]
+        return web.Application(
+            routes,
+            launcher=launcher,
+            eln_origins=set(self.eln_origins),
+            max_body_size=self.max_body_size,
+            public_url=self.public_url,
+            service_prefix=self.service_prefix,
+            log_function=self._log_request,
+        )
+
+    def _log_request(self, handler: web.RequestHandler) -> None:
+        status = handler.get_status()
+        level = logging.INFO if status < 400 else logging.WARNING
+        self.log.log(level, "%d %s %.1fms", status, handler._request_summary(), 1000 * handler.request.request_time())
+
+    async def serve(self) -> None:
+        if not self.openbis_url:
+            self.log.critical("OPENBIS_URL is not set: the service cannot check tokens.")
+            raise SystemExit(1)
+        app = self.make_app()
+        server = httpserver.HTTPServer(app, xheaders=True, max_body_size=self.max_body_size + (1 << 20))
+        server.listen(self.port, self.ip)
+        self.log.info("openBIS launch service at http://%s:%s%s", self.ip, self.port, self.service_prefix)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+        server.stop()
+        await self.hub.aclose()
+        await self.openbis.aclose()
+
+    def start(self):
+        asyncio.run(self.serve())
+
+
+def main(argv=None):
+    logging.basicConfig(level=logging.INFO, format="[%(levelname)1.1s %(asctime)s %(name)s] %(message)s")
+    app = OpenBISService.instance()
+    app.initialize(argv)
+    app.start()

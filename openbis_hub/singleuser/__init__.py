@@ -1,0 +1,46 @@
+"""Jupyter server extension run in each user's notebook server.
+
+* writes the openBIS token to ``~/.pybis/<host>.token`` so ``Openbis()`` works
+  in kernels, and keeps it fresh (``PUT openbis/token``, hub auth_state pull);
+* ``GET|POST openbis/save``: register the notebook (+ HTML) as an openBIS dataset;
+* ``GET openbis/config``, ``GET openbis/hash``: for the JupyterLab extension;
+* CSP ``frame-ancestors`` and iframe-friendly cookies for embedding in openBIS.
+"""
+
+from __future__ import annotations
+
+from jupyter_server.utils import url_path_join
+
+from .extension import OpenBISHub
+
+__all__ = ["OpenBISHub", "load_jupyter_server_extension"]
+
+
+def _jupyter_server_extension_points():
+    return [{"module": "openbis_hub.singleuser"}]
+
+
+def _jupyter_labextension_paths():
+    return [{"src": "../labextension", "dest": "openbis-hub"}]
+
+
+def _load_jupyter_server_extension(serverapp):
+    from . import handlers
+
+    ext = OpenBISHub(parent=serverapp, log=serverapp.log)
+    ext.setup(serverapp)
+    serverapp.web_app.settings["openbis_hub"] = ext
+    base = serverapp.web_app.settings["base_url"]
+    routes = [
+        ("openbis/config", handlers.ConfigHandler),
+        ("openbis/token", handlers.TokenHandler),
+        ("openbis/save", handlers.SaveHandler),
+        ("openbis/hash", handlers.HashHandler),
+    ]
+    serverapp.web_app.add_handlers(
+        ".*$", [(url_path_join(base, route), handler, {"ext": ext}) for route, handler in routes]
+    )
+    serverapp.log.info("openbis-hub: extension loaded (openBIS %s)", ext.openbis_url or "not configured")
+
+
+load_jupyter_server_extension = _load_jupyter_server_extension

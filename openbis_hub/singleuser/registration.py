@@ -1,0 +1,248 @@
+"""Register a notebook as an openBIS dataset with pybis (blocking: run in an executor).
+
+pybis prints the whole JSON-RPC request, token included, to stdout whenever
+openBIS answers with an error; :func:`silence_pybis` stops that in the server
+process, and every message that reaches a log line or an HTTP answer goes
+through :func:`scrub` first.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+
+log = logging.getLogger("openbis_hub.singleuser")
+
+# which property code holds which field, newest openBIS first is irrelevant:
+# the first code the dataset type actually has wins
+PROPERTY_CANDIDATES = {
+    "name": ("$NAME", "NAME"),
+    "notes": ("NOTES", "$NOTES"),
+    "history_id": ("$HISTORY_ID", "HISTORY_ID"),
+}
+
+_TOKEN_RE = re.compile(r"(\$pat-)?[^\s'\"]+-\d{15}x[0-9A-Fa-f]{32}")
+
+
+class SaveError(Exception):
+    """A failure with an HTTP status and a message safe to show."""
+
+    def __init__(self, status: int, message: str, **extra):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.extra = extra
+
+
+def scrub(text: str, token: str | None = None) -> str:
+    if token:
+        text = text.replace(token, "***")
+    return _TOKEN_RE.sub("***", text)
+
+
+_silenced = False
+
+
+def silence_pybis() -> None:
+    """Replace ``print`` in pybis' modules: it dumps requests with tokens on errors."""
+    global _silenced
+    if _silenced:
+        return
+    import importlib
+
+    def quiet_print(*args, **kwargs):
+        log.debug("pybis printed a message (suppressed: it may contain a token)")
+
+    for name in ("pybis.pybis", "pybis.dataset", "pybis.openbis_object", "pybis.entity_type", "pybis.things"):
+        try:
+            module = importlib.import_module(name)
+        except ImportError:
+            continue
+        module.print = quiet_print
+    _silenced = True
+
+
+def classify(exc: Exception, token: str | None = None) -> SaveError:
+    """Turn a pybis / requests exception into a :class:`SaveError`."""
+    if isinstance(exc, SaveError):
+        return exc
+    try:
+        import requests
+
+        if isinstance(exc, (requests.ConnectionError, requests.Timeout)):
+            return SaveError(502, "openBIS is unreachable (" + scrub(str(exc), token)[:300] + ")")
+    except ImportError:  # pragma: no cover
+        pass
+    text = scrub(str(exc), token)
+    lower = text.lower()
+    if any(
+        marker in lower
+        for marker in (
+            "session no longer available",
+            "session is no longer valid",
+            "token is no longer valid",
+            "is invalid: user is not logged in",
+            "session expired",
+            "personal access token",
+            "no 'sessiontoken' specified",
+        )
+    ):
+        return expired_token_error()
+    if any(marker in lower for marker in ("no such", "not found", "does not exist", "unknown")):
+        return SaveError(400, text)
+    if isinstance(exc, ValueError):
+        return SaveError(400, "openBIS refused the dataset: " + text)
+    return SaveError(502, f"openBIS request failed ({type(exc).__name__}): {text}")
+
+
+def expired_token_error() -> SaveError:
+    return SaveError(
+        401,
+        "Your openBIS session has expired or is no longer valid. "
+        "Reopen this notebook from the openBIS ELN (or log in to the hub again) to get a fresh session, "
+        "then save again.",
+    )
+
+
+def connect(url: str, token: str, ca_bundle: str | None = None):
+    """An ``Openbis`` connected with ``token``; raises :class:`SaveError`."""
+    silence_pybis()
+    from pybis import Openbis
+
+    if not token:
+        raise expired_token_error()
+    kwargs = {"verify_certificates": ca_bundle if ca_bundle else True}
+    if url.startswith("http://"):
+        kwargs["allow_http_but_do_not_use_this_in_production_and_only_within_safe_networks"] = True
+    try:
+        return Openbis(url, token=token, **kwargs)
+    except Exception as e:
+        raise classify(e, token) from None
+
+
+def property_assignments(o, type_code: str, token: str | None = None) -> list[dict]:
+    """``[{code, label, mandatory, data_type}]`` of a dataset type, in order."""
+    try:
+        dataset_type = o.get_dataset_type(type_code)
+    except Exception as e:
+        err = classify(e, token)
+        if err.status == 400:
+            raise SaveError(400, f"openBIS has no dataset type {type_code!r}.") from None
+        raise err from None
+    raw = dataset_type.__dict__.get("_propertyAssignments") or []
+    result = []
+    for pa in raw:
+        pt = pa.get("propertyType") or {}
+        code = pt.get("code") or (pt.get("permId") or {}).get("permId")
+        if not code:
+            continue
+        result.append(
+            {
+                "code": code,
+                "label": pt.get("label") or code,
+                "description": pt.get("description") or "",
+                "data_type": pt.get("dataType"),
+                "mandatory": bool(pa.get("mandatory")),
+                "ordinal": pa.get("ordinal"),
+            }
+        )
+    result.sort(key=lambda p: (p["ordinal"] is None, p["ordinal"] or 0))
+    return result
+
+
+def property_codes(assignments: list[dict]) -> dict:
+    """Map ``name``/``notes``/``history_id`` to the codes this openBIS uses (or None)."""
+    codes = {p["code"].upper() for p in assignments}
+    found = {}
+    for field, candidates in PROPERTY_CANDIDATES.items():
+        found[field] = next((c for c in candidates if c in codes), None)
+    return found
+
+
+def missing_mandatory(assignments: list[dict], props: dict) -> list[str]:
+    given = {k.upper(): v for k, v in props.items()}
+    return [
+        p["code"]
+        for p in assignments
+        if p["mandatory"] and (given.get(p["code"].upper()) is None or str(given.get(p["code"].upper())).strip() == "")
+    ]
+
+
+def type_info(url: str, token: str, ca_bundle: str | None, type_code: str) -> dict:
+    o = connect(url, token, ca_bundle)
+    assignments = property_assignments(o, type_code, token)
+    return {"properties": assignments, "property_codes": property_codes(assignments)}
+
+
+def register_dataset(
+    url: str,
+    token: str,
+    ca_bundle: str | None,
+    *,
+    type_code: str,
+    owner: dict,
+    parents: list[str],
+    fields: dict,
+    extra_properties: dict,
+    files: list[str],
+) -> dict:
+    """Check, then create the dataset; returns ``{permId, properties}``.
+
+    ``fields`` holds ``name``/``notes``/``history_id``, mapped to the property
+    codes the type has; ``extra_properties`` are set by code as given.
+    """
+    o = connect(url, token, ca_bundle)
+    assignments = property_assignments(o, type_code, token)
+    codes = property_codes(assignments)
+    known = {p["code"].upper(): p["code"] for p in assignments}
+    props: dict = {}
+    for field, value in fields.items():
+        code = codes.get(field)
+        if value in (None, ""):
+            continue
+        if code is None:
+            log.info("Dataset type %s has no property for %s; not set", type_code, field)
+            continue
+        props[code] = value
+    unknown = []
+    for code, value in (extra_properties or {}).items():
+        if value in (None, ""):
+            continue
+        if code.upper() not in known:
+            unknown.append(code)
+            continue
+        props[known[code.upper()]] = value
+    if unknown:
+        raise SaveError(400, f"Dataset type {type_code} has no properties {', '.join(sorted(unknown))}.")
+    missing = missing_mandatory(assignments, props)
+    if missing:
+        raise SaveError(
+            400,
+            f"Mandatory properties of {type_code} are missing: {', '.join(missing)}.",
+            missing=missing,
+        )
+    kwargs = {}
+    if "experiment" in owner:
+        kwargs["experiment"] = owner["experiment"]
+    else:
+        kwargs["sample"] = owner["object"]
+    try:
+        dataset = o.new_dataset(
+            type=type_code,
+            parents=parents or None,
+            files=files,
+            props={code.lower(): value for code, value in props.items()},
+            **kwargs,
+        )
+        dataset.save()
+    except Exception as e:
+        err = classify(e, token)
+        lower = err.message.lower()
+        if err.status == 400 and ("experiment" in lower or "sample" in lower or "object" in lower):
+            raise SaveError(400, f"The owner {owner} was not found in openBIS: {err.message}") from None
+        raise err from None
+    perm_id = dataset.permId
+    if not perm_id:
+        raise SaveError(502, "openBIS did not return a permId for the new dataset.")
+    return {"permId": perm_id, "properties": props, "files": [os.path.basename(f) for f in files]}
