@@ -35,7 +35,7 @@ environment (see ``.env.example``):
 User names keep openBIS's spelling (``Jane.Doe``).  Container and volume names
 use DockerSpawner's escaping: every character outside ``[a-z0-9]`` (capitals,
 dots, ``-`` itself) becomes ``-`` plus its hex code, so ``Jane.Doe`` becomes
-``-4ane-2e-44oe``.  The mapping is injective, so two users can never share
+``-4aane-2e-44oe``.  The mapping is injective, so two users can never share
 a container or a volume.
 """
 
