@@ -8,7 +8,7 @@ from urllib.parse import urlsplit
 
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 from tornado.ioloop import PeriodicCallback
-from tornado.web import OutputTransform
+from tornado.web import OutputTransform, RequestHandler
 from traitlets import Bool, Float, List, Unicode, default, validate
 from traitlets.config import LoggingConfigurable
 
@@ -197,8 +197,10 @@ class OpenBISHub(LoggingConfigurable):
             settings.setdefault("headers", {})["Content-Security-Policy"] = self.csp
         if self.iframe_cookies:
             settings.setdefault("xsrf_cookie_kwargs", {}).update({"samesite": "None", "secure": True})
-        if self.set_csp or self.iframe_cookies is not False:
+        if self.set_csp:
             serverapp.web_app.transforms.append(self._make_transform())
+        if self.iframe_cookies is not False:
+            _install_cookie_hook(self)
         if self.token_refresh_interval > 0 and os.environ.get("JUPYTERHUB_API_URL") and os.environ.get(
             "JUPYTERHUB_API_TOKEN"
         ):
@@ -230,22 +232,9 @@ class OpenBISHub(LoggingConfigurable):
                 super().__init__(request)
                 self.request = request
 
-            def _https(self) -> bool:
-                if ext.iframe_cookies is not None:
-                    return bool(ext.iframe_cookies)
-                if self.request.protocol == "https":
-                    return True
-                forwarded = self.request.headers.get("X-Forwarded-Proto", "")
-                return forwarded.split(",")[0].strip().lower() == "https"
-
             def transform_first_chunk(self, status_code, headers, chunk, finishing):
                 if ext.set_csp:
                     headers["Content-Security-Policy"] = merge_csp(headers.get("Content-Security-Policy"), ext.csp)
-                if ext.iframe_cookies is not False and "Set-Cookie" in headers and self._https():
-                    cookies = headers.get_list("Set-Cookie")
-                    del headers["Set-Cookie"]
-                    for cookie in cookies:
-                        headers.add("Set-Cookie", iframe_cookie(cookie))
                 return super().transform_first_chunk(status_code, headers, chunk, finishing)
 
         return OpenBISHubHeaders
@@ -292,15 +281,46 @@ class OpenBISHub(LoggingConfigurable):
             self._refresher.stop()
 
 
+def request_is_https(request) -> bool:
+    """Served over https: directly, or behind a proxy that says so."""
+    if request.protocol == "https":
+        return True
+    forwarded = request.headers.get("X-Forwarded-Proto", "")
+    return forwarded.split(",")[0].strip().lower() == "https"
+
+
+_cookie_hook_owner: OpenBISHub | None = None
+
+
+def _install_cookie_hook(ext: OpenBISHub) -> None:
+    """Make every cookie of an https request ``SameSite=None; Secure``.
+
+    Tornado adds ``Set-Cookie`` headers after output transforms run, so the
+    attributes are set where cookies are made: ``RequestHandler.set_cookie``
+    is wrapped once per process (this server only).
+    """
+    global _cookie_hook_owner
+    _cookie_hook_owner = ext
+    if getattr(RequestHandler.set_cookie, "_openbis_hub", False):
+        return
+    original = RequestHandler.set_cookie
+
+    def set_cookie(self, name, value, *args, **kwargs):
+        owner = _cookie_hook_owner
+        if owner is not None and owner.iframe_cookies is not False:
+            if owner.iframe_cookies or request_is_https(self.request):
+                kwargs["samesite"] = "None"
+                kwargs["secure"] = True
+                kwargs.pop("SameSite", None)
+                kwargs.pop("Secure", None)
+        return original(self, name, value, *args, **kwargs)
+
+    set_cookie._openbis_hub = True
+    RequestHandler.set_cookie = set_cookie
+
+
 def merge_csp(existing: str | None, frame_ancestors: str) -> str:
     """Replace the ``frame-ancestors`` directive of ``existing`` (or add it)."""
     directives = [d.strip() for d in (existing or "").split(";") if d.strip()]
     kept = [d for d in directives if not d.lower().startswith("frame-ancestors")]
     return "; ".join([frame_ancestors, *kept])
-
-
-def iframe_cookie(cookie: str) -> str:
-    """``SameSite=None; Secure`` on one Set-Cookie value."""
-    parts = [p.strip() for p in cookie.split(";")]
-    kept = [p for p in parts if p and p.split("=", 1)[0].strip().lower() not in ("samesite", "secure")]
-    return "; ".join([*kept, "SameSite=None", "Secure"])

@@ -1,0 +1,512 @@
+"""The single-user server extension, against a real ``jupyter server`` and the openBIS stand-in.
+
+One notebook server (a subprocess, as root with ``--allow-root``) runs for the
+module with its own HOME and root dir, ``OPENBIS_URL``/``OPENBIS_TOKEN``/
+``OPENBIS_CA_BUNDLE`` pointing at a private https stand-in (started with
+``RAW_DATA:NOTES`` mandatory), and a fake hub API answering ``GET /user``.
+The test that expires alice's sessions runs last.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+import stat
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import httpx
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+from standin import start_standin  # noqa: E402
+
+from openbis_hub.singleuser.template import defaults_from_notebook  # noqa: E402
+
+SERVER_TOKEN = "singleuser-test-" + uuid.uuid4().hex
+HUB_API_TOKEN = "hub-api-" + uuid.uuid4().hex
+FRAME_ANCESTORS = "https://eln.example.org https://openbis.example.org:8443"
+COLLECTION = "/DEMO/ANALYSIS/MEASUREMENTS"
+OBJECT = "/DEMO/ANALYSIS/STEP1"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# --------------------------------------------------------------------------- fixtures
+
+
+@pytest.fixture(scope="module")
+def standin(tmp_path_factory):
+    s = start_standin(tmp_path_factory.mktemp("standin-singleuser"), extra_args=["--mandatory", "RAW_DATA:NOTES"])
+    try:
+        yield s
+    finally:
+        s.stop()
+
+
+def login(standin, user: str) -> str:
+    answer = standin.rpc("login", user, f"{user}-pw")
+    assert answer.get("result"), answer
+    return answer["result"]
+
+
+class FakeHub:
+    """``GET /user`` as the hub answers a server's API token (auth_state optional)."""
+
+    def __init__(self):
+        self.auth_state = None
+        self.requests = 0
+        hub = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self):
+                hub.requests += 1
+                if self.headers.get("Authorization") != f"token {HUB_API_TOKEN}":
+                    self.send_response(403)
+                    self.end_headers()
+                    return
+                model = {"name": "alice", "kind": "user"}
+                if hub.auth_state is not None:
+                    model["auth_state"] = hub.auth_state
+                body = json.dumps(model).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/hub/api"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def stop(self):
+        self.httpd.shutdown()
+
+
+class NotebookServer:
+    def __init__(self, url, home: Path, root: Path, proc, log: Path, openbis_token: str):
+        self.url = url
+        self.home = home
+        self.root = root
+        self.proc = proc
+        self.log = log
+        self.openbis_token = openbis_token
+        self.http = httpx.Client(
+            base_url=url, headers={"Authorization": f"token {SERVER_TOKEN}"}, timeout=120
+        )
+
+    def token_file(self, openbis_url: str) -> Path:
+        return self.home / ".pybis" / f"{urlsplit(openbis_url).hostname}.token"
+
+    def put_notebook(self, path: str, nb: dict):
+        parent = path.rsplit("/", 1)[0] if "/" in path else ""
+        if parent:
+            r = self.http.put(f"/api/contents/{parent}", json={"type": "directory"})
+            assert r.status_code in (200, 201), r.text
+        r = self.http.put(f"/api/contents/{path}", json={"type": "notebook", "format": "json", "content": nb})
+        assert r.status_code in (200, 201), r.text
+
+
+@pytest.fixture(scope="module")
+def hub():
+    h = FakeHub()
+    yield h
+    h.stop()
+
+
+@pytest.fixture(scope="module")
+def server(standin, hub, tmp_path_factory):
+    base = tmp_path_factory.mktemp("singleuser")
+    home, root = base / "home", base / "root"
+    home.mkdir()
+    root.mkdir()
+    token = login(standin, "alice")
+    port = free_port()
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("JUPYTER", "OPENBIS", "REQUESTS_CA"))},
+        "HOME": str(home),
+        "OPENBIS_URL": standin.url,
+        "OPENBIS_TOKEN": token,
+        "OPENBIS_CA_BUNDLE": standin.ca_file,
+        "OPENBIS_HUB_FRAME_ANCESTORS": FRAME_ANCESTORS,
+        "JUPYTERHUB_USER": "alice",
+        "JUPYTERHUB_API_URL": hub.url,
+        "JUPYTERHUB_API_TOKEN": HUB_API_TOKEN,
+        "JUPYTER_CONFIG_DIR": str(base / "jupyter-config"),
+        "JUPYTER_RUNTIME_DIR": str(base / "runtime"),
+        "JUPYTER_DATA_DIR": str(base / "data"),
+        "PYTHONUNBUFFERED": "1",
+        "NO_PROXY": "127.0.0.1,localhost",
+    }
+    log = base / "server.log"
+    cmd = [
+        sys.executable, "-m", "jupyter_server",
+        "--allow-root", "--no-browser", "--ip=127.0.0.1", f"--port={port}",
+        f"--ServerApp.token={SERVER_TOKEN}", f"--ServerApp.root_dir={root}",
+        "--ServerApp.jpserver_extensions={'openbis_hub.singleuser': True}",
+        "--OpenBISHub.token_refresh_interval=0.5",
+    ]  # fmt: skip
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=root)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if httpx.get(url + "/api/status", headers={"Authorization": f"token {SERVER_TOKEN}"}).status_code == 200:
+                break
+        except httpx.HTTPError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            pytest.fail("jupyter server did not start:\n" + log.read_text(errors="replace")[-4000:])
+        time.sleep(0.2)
+    s = NotebookServer(url, home, root, proc, log, token)
+    try:
+        yield s
+    finally:
+        s.http.close()
+        proc.terminate()
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        # the token must never reach the server's log
+        assert token not in log.read_text(errors="replace")
+
+
+def eln_template(file_name: str, parents: list[str], owner: str, history_id: str, owner_kind="object") -> dict:
+    """The ELN's "New Jupyter notebook" template (JupyterUtil.createJupyterNotebookContent), abridged."""
+
+    def md(text):
+        return {"cell_type": "markdown", "metadata": {}, "source": [text]}
+
+    def code(source, cell_id=None):
+        return {
+            "cell_type": "code",
+            "execution_count": None,
+            "metadata": {"collapsed": False, "code_cell_id": cell_id},
+            "outputs": [],
+            "source": source,
+        }
+
+    getter = "get_object" if owner_kind == "object" else "get_experiment"
+    keyword = "sample" if owner_kind == "object" else "experiment"
+    return {
+        "nbformat": 4,
+        "nbformat_minor": 2,
+        "metadata": {
+            "autogenerated_by_openbis": True,
+            "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
+        },
+        "cells": [
+            md("# Jupyter notebook title, modify me!\n"),
+            md("Description : fileName variable, indicates the name of the document to save"),
+            code(f"fileName='{file_name}'", "fileName"),
+            code("resultDatasetParents=" + json.dumps(parents), "resultDatasetParents"),
+            code(f"resultDatasetHistoryId='{history_id}'", "resultDatasetHistoryId"),
+            code("resultDatasetName='Name your dataset!'", "resultDatasetName"),
+            code("resultDatasetNotes='Write some notes or leave empty this property!'", "resultDatasetNotes"),
+            md("## Connect to openBIS"),
+            code(["from pybis import Openbis\n", "o = Openbis()"]),
+            md("Sets the owner of the result dataset"),
+            code([f"owner= o.{getter}('{owner}'),\n", "owner"]),
+            md("Creates the result dataset"),
+            code(
+                [
+                    "ds_new = o.new_dataset(\n",
+                    "type='ANALYSIS_NOTEBOOK',\n",
+                    f"{keyword}= o.{getter}('{owner}'),\n",
+                    "parents=resultDatasetParents,\n",
+                    "files = [fileName, fileName + '.html'],\n",
+                    "props={'$name': resultDatasetName, 'notes': resultDatasetNotes, "
+                    "'$history_id' : resultDatasetHistoryId })\n",
+                    "ds_new.save()",
+                ]
+            ),
+        ],
+    }
+
+
+@pytest.fixture(scope="module")
+def parents(standin):
+    return sorted(d["permId"] for d in standin.datasets() if d["type"] == "RAW_DATA")[:2]
+
+
+# --------------------------------------------------------------------------- unit: template parsing
+
+
+def test_defaults_from_template_cells_never_exec():
+    nb = eln_template("a.ipynb", ["20240101120000000-1"], OBJECT, "hid-1")
+    nb["cells"][5]["source"] = "resultDatasetName='My analysis'"
+    nb["cells"].append(
+        {"cell_type": "code", "metadata": {"code_cell_id": "resultDatasetNotes"}, "source": "__import__('os')"}
+    )
+    defaults = defaults_from_notebook(nb)
+    assert defaults["owner"] == {"object": OBJECT}
+    assert defaults["parents"] == ["20240101120000000-1"]
+    assert defaults["history_id"] == "hid-1"
+    assert defaults["name"] == "My analysis"
+    assert defaults["notes"] is None  # placeholder, and a non-literal is never evaluated
+    assert defaults["type"] == "ANALYSIS_NOTEBOOK"
+
+    exp = eln_template("b.ipynb", [], COLLECTION, "hid-2", owner_kind="experiment")
+    assert defaults_from_notebook(exp)["owner"] == {"experiment": COLLECTION}
+
+    plain = {"cells": [], "metadata": {"openbis": {"owner": {"collection": COLLECTION}, "parents": "X-1"}}}
+    assert defaults_from_notebook(plain)["owner"] == {"experiment": COLLECTION}
+    assert defaults_from_notebook(plain)["parents"] == ["X-1"]
+
+
+# --------------------------------------------------------------------------- integration
+
+
+def test_token_file_written_private(server, standin):
+    path = server.token_file(standin.url)
+    assert path.read_text() == server.openbis_token
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+    assert ":" not in path.name  # no port in the name, as pybis expects
+
+
+def test_csp_and_iframe_cookies(server):
+    r = server.http.get("/api/status")
+    assert r.headers["Content-Security-Policy"].startswith("frame-ancestors 'self' " + FRAME_ANCESTORS)
+    # static and HTML pages too, not only API handlers
+    r = server.http.get("/openbis/config")
+    assert r.json()["frame_ancestors"] == FRAME_ANCESTORS.split()
+    r = server.http.get("/lab", headers={"X-Forwarded-Proto": "https"})
+    assert "frame-ancestors 'self' https://eln.example.org" in r.headers["Content-Security-Policy"]
+    cookies = r.headers.get_list("set-cookie")
+    assert cookies and all("SameSite=None" in c and "Secure" in c for c in cookies)
+    # plain http: cookies keep their defaults
+    r = server.http.get("/lab")
+    assert not any("SameSite=None" in c for c in r.headers.get_list("set-cookie"))
+
+
+def test_requires_authentication(server):
+    r = httpx.put(server.url + "/openbis/token", json={"token": "x"})
+    assert r.status_code in (401, 403)
+    r = httpx.post(server.url + "/openbis/save", json={"path": "x.ipynb"})
+    assert r.status_code in (401, 403)
+
+
+async def test_kernel_uses_pybis_without_password(server, standin, parents):
+    """``Openbis()`` in a kernel started by the server: URL from env, token file, CA via REQUESTS_CA_BUNDLE."""
+    from tornado.websocket import websocket_connect
+
+    r = server.http.post("/api/kernels", json={"name": "python3"})
+    assert r.status_code == 201, r.text
+    kernel_id = r.json()["id"]
+    code = (
+        "from pybis import Openbis\n"
+        "o = Openbis()\n"
+        f"ds = o.get_dataset('{parents[0]}')\n"
+        "print('PERMID', ds.permId, 'TOKEN_FROM_FILE', o.token == open(o.gen_token_path()).read())\n"
+    )
+    ws_url = server.url.replace("http", "ws", 1) + f"/api/kernels/{kernel_id}/channels"
+    ws = await websocket_connect(
+        __import__("tornado.httpclient").httpclient.HTTPRequest(
+            ws_url, headers={"Authorization": f"token {SERVER_TOKEN}"}
+        )
+    )
+    msg_id = uuid.uuid4().hex
+    ws.write_message(
+        json.dumps(
+            {
+                "header": {"msg_id": msg_id, "msg_type": "execute_request", "username": "test",
+                           "session": uuid.uuid4().hex, "version": "5.3", "date": ""},
+                "parent_header": {}, "metadata": {}, "channel": "shell", "buffers": [],
+                "content": {"code": code, "silent": False, "store_history": False,
+                            "user_expressions": {}, "allow_stdin": False},
+            }
+        )
+    )  # fmt: skip
+    out, status = [], None
+    deadline = time.monotonic() + 120
+    while status is None and time.monotonic() < deadline:
+        raw = await asyncio.wait_for(ws.read_message(), timeout=120)
+        assert raw is not None, "kernel websocket closed"
+        msg = json.loads(raw)
+        if msg.get("parent_header", {}).get("msg_id") != msg_id:
+            continue
+        if msg["msg_type"] == "stream":
+            out.append(msg["content"]["text"])
+        elif msg["msg_type"] == "error":
+            out.append("\n".join(msg["content"]["traceback"]))
+        elif msg["msg_type"] == "execute_reply":
+            status = msg["content"]["status"]
+    ws.close()
+    server.http.delete(f"/api/kernels/{kernel_id}")
+    text = "".join(out)
+    assert status == "ok", text
+    assert f"PERMID {parents[0]} TOKEN_FROM_FILE True" in text
+
+
+def test_put_token(server, standin):
+    path = server.token_file(standin.url)
+    before = path.read_text()
+
+    r = server.http.put("/openbis/token", json={"token": login(standin, "bob")})
+    assert r.status_code == 403, r.text
+    assert "message" in r.json()
+    assert path.read_text() == before
+
+    bogus = "alice-" + "240101120000000x" + "0" * 32
+    r = server.http.put("/openbis/token", json={"token": bogus})
+    assert r.status_code == 401
+    assert bogus not in r.text
+    assert path.read_text() == before
+
+    r = server.http.put("/openbis/token", json={})
+    assert r.status_code == 400
+
+    fresh = login(standin, "alice")
+    r = server.http.put("/openbis/token", json={"token": fresh})
+    assert r.status_code == 200, r.text
+    assert r.json()["user"] == "alice"
+    assert fresh not in r.text
+    assert path.read_text() == fresh
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    server.openbis_token = fresh
+
+
+def test_token_pulled_from_hub_auth_state(server, standin, hub):
+    path = server.token_file(standin.url)
+    seen = hub.requests
+    deadline = time.monotonic() + 10
+    while hub.requests < seen + 2 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert hub.requests >= seen + 2, "the server does not poll the hub"
+    assert path.read_text() == server.openbis_token  # no auth_state: nothing changes
+
+    fresh = login(standin, "alice")
+    hub.auth_state = {"openbis_token": fresh}
+    try:
+        deadline = time.monotonic() + 10
+        while path.read_text() != fresh and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert path.read_text() == fresh
+        server.openbis_token = fresh
+    finally:
+        hub.auth_state = None
+
+
+def _dataset(standin, perm_id):
+    matches = [d for d in standin.datasets() if d["permId"] == perm_id]
+    assert matches, f"{perm_id} not in the stand-in"
+    return matches[0]
+
+
+def test_save_template_notebook(server, standin, parents):
+    history_id = str(uuid.uuid4())
+    nb = eln_template("analysis.ipynb", parents, OBJECT, history_id)
+    nb["cells"][5]["source"] = "resultDatasetName='Calibration analysis'"
+    nb["cells"][6]["source"] = "resultDatasetNotes='fit looks fine'"
+    server.put_notebook("work/analysis.ipynb", nb)
+
+    r = server.http.get("/openbis/save", params={"path": "work/analysis.ipynb"})
+    assert r.status_code == 200, r.text
+    defaults = r.json()
+    assert defaults["owner"] == {"object": OBJECT}
+    assert defaults["parents"] == parents
+    assert defaults["name"] == "Calibration analysis"
+    assert defaults["notes"] == "fit looks fine"
+    assert defaults["history_id"] == history_id
+    assert defaults["type"] == "ANALYSIS_NOTEBOOK"
+    assert defaults["property_codes"] == {"name": "$NAME", "notes": "NOTES", "history_id": "$HISTORY_ID"}
+    assert {p["code"]: p["mandatory"] for p in defaults["properties"]} == {
+        "$NAME": False, "NOTES": False, "$HISTORY_ID": False,
+    }  # fmt: skip
+
+    r = server.http.post("/openbis/save", json={"path": "work/analysis.ipynb"})
+    assert r.status_code == 200, r.text
+    saved = r.json()
+    perm_id = saved["permId"]
+    assert saved["link"] == (
+        f"{standin.url}/openbis/webapp/eln-lims/?menuUniqueId=null"
+        f"&viewName=showViewDataSetPageFromPermId&viewData={perm_id}"
+    )
+    ds = _dataset(standin, perm_id)
+    assert ds["type"] == "ANALYSIS_NOTEBOOK"
+    assert ds["sample"] == OBJECT
+    assert sorted(ds["parents"]) == parents
+    assert ds["properties"] == {
+        "$NAME": "Calibration analysis", "NOTES": "fit looks fine", "$HISTORY_ID": history_id,
+    }  # fmt: skip
+    names = sorted(f.rsplit("/", 1)[-1] for f in ds["files"])
+    assert names == ["analysis.ipynb", "analysis.ipynb.html"]
+    assert ds["registrator"] == "alice"
+
+    # the hash is that of the notebook as saved (same as the contents API's)
+    model = server.http.get("/api/contents/work/analysis.ipynb", params={"content": 0, "hash": 1}).json()
+    if model.get("hash"):
+        assert saved["hash"] == model["hash"]
+    assert server.http.get("/openbis/hash", params={"path": "work/analysis.ipynb"}).json()["hash"] == saved["hash"]
+
+    # saving again: a new version (new permId) of the same history
+    r = server.http.post(
+        "/openbis/save",
+        json={"path": "work/analysis.ipynb", "owner": {"experiment": COLLECTION}, "name": "v2"},
+    )
+    assert r.status_code == 200, r.text
+    second = _dataset(standin, r.json()["permId"])
+    assert second["permId"] != perm_id
+    assert second["properties"]["$HISTORY_ID"] == history_id
+    assert second["properties"]["$NAME"] == "v2"
+    assert second["experiment"] == COLLECTION and second["sample"] is None
+
+
+def test_save_errors(server, standin, parents):
+    nb = eln_template("m.ipynb", parents, OBJECT, "hid-m")
+    server.put_notebook("m.ipynb", nb)
+    count = len(standin.datasets())
+
+    # RAW_DATA has NOTES mandatory in this stand-in; the template's notes are the placeholder
+    r = server.http.post("/openbis/save", json={"path": "m.ipynb", "type": "RAW_DATA"})
+    assert r.status_code == 400, r.text
+    assert r.json()["missing"] == ["NOTES"]
+    assert "NOTES" in r.json()["message"]
+    r = server.http.get("/openbis/save", params={"path": "m.ipynb"}).json()
+    assert r["type"] == "ANALYSIS_NOTEBOOK"
+
+    # no owner anywhere
+    server.put_notebook("plain.ipynb", {"nbformat": 4, "nbformat_minor": 5, "metadata": {}, "cells": []})
+    r = server.http.post("/openbis/save", json={"path": "plain.ipynb"})
+    assert r.status_code == 400
+    assert "owner" in r.json()["message"]
+
+    # unknown owner, unknown notebook, bad body
+    r = server.http.post("/openbis/save", json={"path": "m.ipynb", "owner": {"experiment": "/NO/SUCH/THING"}})
+    assert r.status_code == 400, r.text
+    assert server.http.post("/openbis/save", json={"path": "nope.ipynb"}).status_code == 404
+    r = server.http.post("/openbis/save", content=b"not json")
+    assert r.status_code == 400 and "message" in r.json()
+    assert len(standin.datasets()) == count
+
+
+def test_save_with_expired_token_is_401(server, standin):
+    """Runs last: expires every session of alice."""
+    server.put_notebook("e.ipynb", eln_template("e.ipynb", [], OBJECT, "hid-e"))
+    standin.expire("alice")
+    r = server.http.post("/openbis/save", json={"path": "e.ipynb"})
+    assert r.status_code == 401
+    body = r.json()
+    assert "ELN" in body["message"]
+    assert server.openbis_token not in r.text
+    r = server.http.get("/openbis/save", params={"path": "e.ipynb"})
+    assert r.status_code == 200 and r.json()["error"]["status"] == 401
