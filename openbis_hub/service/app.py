@@ -59,7 +59,14 @@ class OpenBISService(Application):
     def _openbis_ca_bundle_default(self):
         return os.environ.get("OPENBIS_CA_BUNDLE", "")
 
-    openbis_timeout = Float(10, config=True, help="Seconds to wait for openBIS before answering 502.")
+    openbis_timeout = Float(
+        config=True,
+        help="Seconds to wait for openBIS before answering 502. Env: $OPENBIS_HUB_OPENBIS_TIMEOUT, default 10.",
+    )
+
+    @default("openbis_timeout")
+    def _openbis_timeout_default(self):
+        return float(os.environ.get("OPENBIS_HUB_OPENBIS_TIMEOUT", 10))
 
     token_cache_ttl = Float(
         60,
