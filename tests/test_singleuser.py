@@ -123,14 +123,14 @@ class NotebookServer:
 
 
 @pytest.fixture(scope="module")
-def hub():
+def fake_hub():
     h = FakeHub()
     yield h
     h.stop()
 
 
 @pytest.fixture(scope="module")
-def server(standin, hub, tmp_path_factory):
+def server(standin, fake_hub, tmp_path_factory):
     base = tmp_path_factory.mktemp("singleuser")
     home, root = base / "home", base / "root"
     home.mkdir()
@@ -145,7 +145,7 @@ def server(standin, hub, tmp_path_factory):
         "OPENBIS_CA_BUNDLE": standin.ca_file,
         "OPENBIS_HUB_FRAME_ANCESTORS": FRAME_ANCESTORS,
         "JUPYTERHUB_USER": "alice",
-        "JUPYTERHUB_API_URL": hub.url,
+        "JUPYTERHUB_API_URL": fake_hub.url,
         "JUPYTERHUB_API_TOKEN": HUB_API_TOKEN,
         "JUPYTER_CONFIG_DIR": str(base / "jupyter-config"),
         "JUPYTER_RUNTIME_DIR": str(base / "runtime"),
@@ -289,12 +289,17 @@ def test_csp_and_iframe_cookies(server):
     # static and HTML pages too, not only API handlers
     r = server.http.get("/openbis/config")
     assert r.json()["frame_ancestors"] == FRAME_ANCESTORS.split()
-    r = server.http.get("/lab", headers={"X-Forwarded-Proto": "https"})
+    r = server.http.get("/no/such/page")
+    assert r.status_code == 404
+    assert r.headers["Content-Security-Policy"].startswith("frame-ancestors 'self' " + FRAME_ANCESTORS)
+    auth = {"Authorization": f"token {SERVER_TOKEN}"}
+    r = httpx.get(server.url + "/lab", headers={**auth, "X-Forwarded-Proto": "https"})
     assert "frame-ancestors 'self' https://eln.example.org" in r.headers["Content-Security-Policy"]
     cookies = r.headers.get_list("set-cookie")
     assert cookies and all("SameSite=None" in c and "Secure" in c for c in cookies)
     # plain http: cookies keep their defaults
-    r = server.http.get("/lab")
+    r = httpx.get(server.url + "/lab", headers=auth)
+    assert r.headers.get_list("set-cookie")
     assert not any("SameSite=None" in c for c in r.headers.get_list("set-cookie"))
 
 
@@ -385,25 +390,35 @@ def test_put_token(server, standin):
     server.openbis_token = fresh
 
 
-def test_token_pulled_from_hub_auth_state(server, standin, hub):
+def test_token_pulled_from_hub_auth_state(server, standin, fake_hub):
     path = server.token_file(standin.url)
-    seen = hub.requests
+    seen = fake_hub.requests
     deadline = time.monotonic() + 10
-    while hub.requests < seen + 2 and time.monotonic() < deadline:
+    while fake_hub.requests < seen + 2 and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert hub.requests >= seen + 2, "the server does not poll the hub"
+    assert fake_hub.requests >= seen + 2, "the server does not poll the hub"
     assert path.read_text() == server.openbis_token  # no auth_state: nothing changes
 
     fresh = login(standin, "alice")
-    hub.auth_state = {"openbis_token": fresh}
+    fake_hub.auth_state = {"openbis_token": fresh}
     try:
         deadline = time.monotonic() + 10
         while path.read_text() != fresh and time.monotonic() < deadline:
             time.sleep(0.1)
         assert path.read_text() == fresh
         server.openbis_token = fresh
+
+        # a newer token pushed by the launch service is not reverted by the hub's older one
+        newer = login(standin, "alice")
+        assert server.http.put("/openbis/token", json={"token": newer}).status_code == 200
+        seen = fake_hub.requests
+        deadline = time.monotonic() + 10
+        while fake_hub.requests < seen + 3 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert path.read_text() == newer
+        server.openbis_token = newer
     finally:
-        hub.auth_state = None
+        fake_hub.auth_state = None
 
 
 def _dataset(standin, perm_id):

@@ -147,6 +147,7 @@ class OpenBISHub(LoggingConfigurable):
         super().__init__(**kwargs)
         self._client = None
         self._refresher: PeriodicCallback | None = None
+        self._last_hub_token: str | None = None
 
     @property
     def csp(self) -> str:
@@ -240,7 +241,12 @@ class OpenBISHub(LoggingConfigurable):
         return OpenBISHubHeaders
 
     async def refresh_token_from_hub(self) -> bool:
-        """Pull ``auth_state.openbis_token`` from the hub; True when the file changed."""
+        """Pull ``auth_state.openbis_token`` from the hub; True when the file changed.
+
+        A token is written when the hub has one this server has not applied
+        yet and it differs from the file, so a fresher token pushed to
+        ``PUT openbis/token`` is not overwritten by an older one from the hub.
+        """
         api_url = os.environ.get("JUPYTERHUB_API_URL", "").rstrip("/")
         api_token = os.environ.get("JUPYTERHUB_API_TOKEN", "")
         if not (api_url and api_token and self.openbis_url):
@@ -267,6 +273,10 @@ class OpenBISHub(LoggingConfigurable):
         token = auth_state.get("openbis_token") if isinstance(auth_state, dict) else None
         if not isinstance(token, str) or not token:
             return False
+        if token == self._last_hub_token:
+            # already applied (or replaced since by a newer token pushed to PUT openbis/token)
+            return False
+        self._last_hub_token = token
         try:
             changed = self.write_token(token)
         except (OSError, ValueError) as e:
