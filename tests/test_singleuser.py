@@ -122,6 +122,39 @@ class NotebookServer:
         assert r.status_code in (200, 201), r.text
 
 
+class ParentPage:
+    """An "openBIS ELN" page at its own origin that frames the notebook server."""
+
+    def __init__(self):
+        self.html = b""
+        page = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self):
+                self.send_response(200)
+                self.send_header("Content-Type", "text/html")
+                self.send_header("Content-Length", str(len(page.html)))
+                self.end_headers()
+                self.wfile.write(page.html)
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.origin = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def stop(self):
+        self.httpd.shutdown()
+
+
+@pytest.fixture(scope="module")
+def parent_page():
+    p = ParentPage()
+    yield p
+    p.stop()
+
+
 @pytest.fixture(scope="module")
 def fake_hub():
     h = FakeHub()
@@ -130,7 +163,7 @@ def fake_hub():
 
 
 @pytest.fixture(scope="module")
-def server(standin, fake_hub, tmp_path_factory):
+def server(standin, fake_hub, parent_page, tmp_path_factory):
     base = tmp_path_factory.mktemp("singleuser")
     home, root = base / "home", base / "root"
     home.mkdir()
@@ -143,7 +176,7 @@ def server(standin, fake_hub, tmp_path_factory):
         "OPENBIS_URL": standin.url,
         "OPENBIS_TOKEN": token,
         "OPENBIS_CA_BUNDLE": standin.ca_file,
-        "OPENBIS_HUB_FRAME_ANCESTORS": FRAME_ANCESTORS,
+        "OPENBIS_HUB_FRAME_ANCESTORS": f"{FRAME_ANCESTORS} {parent_page.origin}",
         "JUPYTERHUB_USER": "alice",
         "JUPYTERHUB_API_URL": fake_hub.url,
         "JUPYTERHUB_API_TOKEN": HUB_API_TOKEN,
@@ -153,6 +186,10 @@ def server(standin, fake_hub, tmp_path_factory):
         "PYTHONUNBUFFERED": "1",
         "NO_PROXY": "127.0.0.1,localhost",
     }
+    built = Path(__file__).resolve().parent.parent / "openbis_hub" / "labextension"
+    if (built / "package.json").exists():  # the labextension, for the browser tests
+        (base / "data" / "labextensions").mkdir(parents=True)
+        (base / "data" / "labextensions" / "openbis-hub").symlink_to(built)
     log = base / "server.log"
     cmd = [
         sys.executable, "-m", "jupyter_server",
@@ -288,7 +325,7 @@ def test_csp_and_iframe_cookies(server):
     assert r.headers["Content-Security-Policy"].startswith("frame-ancestors 'self' " + FRAME_ANCESTORS)
     # static and HTML pages too, not only API handlers
     r = server.http.get("/openbis/config")
-    assert r.json()["frame_ancestors"] == FRAME_ANCESTORS.split()
+    assert r.json()["frame_ancestors"][:2] == FRAME_ANCESTORS.split()
     r = server.http.get("/no/such/page")
     assert r.status_code == 404
     assert r.headers["Content-Security-Policy"].startswith("frame-ancestors 'self' " + FRAME_ANCESTORS)
@@ -512,6 +549,92 @@ def test_save_errors(server, standin, parents):
     r = server.http.post("/openbis/save", content=b"not json")
     assert r.status_code == 400 and "message" in r.json()
     assert len(standin.datasets()) == count
+
+
+CHROMIUM = next((p for p in ("/usr/bin/chromium", "/usr/bin/chromium-browser") if os.path.exists(p)), None)
+
+
+def _need_browser(server):
+    if CHROMIUM is None:
+        pytest.skip("no Chromium (apt-get install chromium)")
+    if not (Path(__file__).resolve().parent.parent / "openbis_hub" / "labextension" / "package.json").exists():
+        pytest.skip("labextension not built (cd labextension && jlpm install && jlpm build:prod)")
+
+
+@pytest.mark.browser
+async def test_browser_toolbar_save_dialog(server, standin, parents):
+    """The "openBIS" toolbar button: save, fill the dialog, see the new permId."""
+    _need_browser(server)
+    from playwright.async_api import async_playwright
+
+    nb = eln_template("ui.ipynb", parents[:1], OBJECT, "hid-ui")
+    server.put_notebook("browser/ui.ipynb", nb)
+    before = {d["permId"] for d in standin.datasets()}
+    async with async_playwright() as p:
+        browser = await p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        try:
+            page = await browser.new_page()
+            await page.goto(f"{server.url}/lab/tree/browser/ui.ipynb?token={SERVER_TOKEN}")
+            await page.locator(".jp-OpenBISSave-button").first.click(timeout=90_000)
+            form = page.locator(".jp-OpenBISSave-form")
+            await form.wait_for(timeout=30_000)
+            name = form.locator("label", has_text="Name").first.locator("input")
+            assert await name.input_value() == "ui"  # placeholder name -> the notebook's name
+            await name.fill("from the browser")
+            await page.locator(".jp-Dialog-button.jp-mod-accept").click()
+            saved = page.locator(".jp-Dialog-content", has_text="Saved to openBIS as dataset")
+            await saved.wait_for(timeout=60_000)
+            perm_id = (await saved.locator("code").inner_text()).strip()
+            link = await saved.locator("a").get_attribute("href")
+        finally:
+            await browser.close()
+    assert perm_id not in before
+    assert link.endswith("viewData=" + perm_id)
+    ds = _dataset(standin, perm_id)
+    assert ds["properties"]["$NAME"] == "from the browser"
+    assert ds["sample"] == OBJECT and ds["parents"] == parents[:1]
+
+
+@pytest.mark.browser
+async def test_browser_postmessage_bridge(server, parent_page):
+    """An allowed parent page asks the framed notebook to save and gets path + hash back."""
+    _need_browser(server)
+    from playwright.async_api import async_playwright
+
+    nb = eln_template("framed.ipynb", [], OBJECT, "hid-framed")
+    server.put_notebook("browser/framed.ipynb", nb)
+    parent_page.html = f"""<!doctype html><html><body>
+<iframe id="nb" style="width:1200px;height:800px"
+        src="{server.url}/lab/tree/browser/framed.ipynb?token={SERVER_TOKEN}"></iframe>
+<script>
+window.received = [];
+window.addEventListener("message", e => {{
+  if (e.origin === "{server.url}") window.received.push(e.data);
+}});
+window.askSave = n => document.getElementById("nb").contentWindow.postMessage(
+  {{type: "openbis-hub:save", id: n, path: "browser/framed.ipynb"}}, "{server.url}");
+</script></body></html>""".encode()
+    async with async_playwright() as p:
+        browser = await p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        try:
+            page = await browser.new_page()
+            await page.goto(parent_page.origin + "/")
+            saved = None
+            deadline = time.monotonic() + 90
+            n = 0
+            while saved is None and time.monotonic() < deadline:
+                n += 1
+                await page.evaluate(f"window.askSave({n})")
+                await asyncio.sleep(1)
+                received = await page.evaluate("window.received")
+                saved = next((m for m in received if m.get("type") == "openbis-hub:saved"), None)
+            assert saved is not None, received
+        finally:
+            await browser.close()
+    assert saved["path"] == "browser/framed.ipynb"
+    model = server.http.get("/api/contents/browser/framed.ipynb", params={"content": 0, "hash": 1}).json()
+    expected = model.get("hash") or server.http.get("/openbis/hash", params={"path": saved["path"]}).json()["hash"]
+    assert saved["hash"] == expected
 
 
 def test_save_with_expired_token_is_401(server, standin):
