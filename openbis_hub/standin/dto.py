@@ -371,8 +371,7 @@ class DtoBuilder:
                 "@type": "as.dto.dataset.PhysicalData",
                 "fetchOptions": None,
                 "shareId": "1",
-                "location": f"{self.store.dss_uuid}/{ds.perm_id[-2:]}/{ds.perm_id[:2]}/"
-                            f"{ds.perm_id[2:4]}/{ds.perm_id}",
+                "location": self._location(ds.perm_id),
                 "size": ds.size(),
                 "complete": "YES",
                 "status": "AVAILABLE",
@@ -388,6 +387,12 @@ class DtoBuilder:
             }
         self._reg_mod(d, ds.registrator, fo)
         return d
+
+    def _location(self, perm_id: str) -> str:
+        import hashlib
+
+        h = hashlib.md5(perm_id.encode()).hexdigest()
+        return f"{self.store.dss_uuid}/{h[0:2]}/{h[2:4]}/{h[4:6]}/{perm_id}"
 
     def pat(self, pat: PersonalAccessToken, fo=None):
         d = {
