@@ -596,8 +596,12 @@ async def test_browser_toolbar_save_dialog(server, standin, parents):
 
 
 @pytest.mark.browser
-async def test_browser_postmessage_bridge(server, parent_page):
-    """An allowed parent page asks the framed notebook to save and gets path + hash back."""
+@pytest.mark.parametrize("ui", ["lab/tree", "notebooks"])
+async def test_browser_postmessage_bridge(server, parent_page, ui):
+    """An allowed parent page asks the framed notebook to save and gets path + hash back.
+
+    JupyterLab (``/lab/tree/...``) and Notebook 7 (``/notebooks/...``, the ELN's URL).
+    """
     _need_browser(server)
     from playwright.async_api import async_playwright
 
@@ -605,7 +609,7 @@ async def test_browser_postmessage_bridge(server, parent_page):
     server.put_notebook("browser/framed.ipynb", nb)
     parent_page.html = f"""<!doctype html><html><body>
 <iframe id="nb" style="width:1200px;height:800px"
-        src="{server.url}/lab/tree/browser/framed.ipynb?token={SERVER_TOKEN}"></iframe>
+        src="{server.url}/{ui}/browser/framed.ipynb?token={SERVER_TOKEN}"></iframe>
 <script>
 window.received = [];
 window.addEventListener("message", e => {{
@@ -635,6 +639,48 @@ window.askSave = n => document.getElementById("nb").contentWindow.postMessage(
     model = server.http.get("/api/contents/browser/framed.ipynb", params={"content": 0, "hash": 1}).json()
     expected = model.get("hash") or server.http.get("/openbis/hash", params={"path": saved["path"]}).json()["hash"]
     assert saved["hash"] == expected
+
+
+@pytest.mark.browser
+async def test_browser_other_origin_cannot_frame(server):
+    """A page at an origin not in frame_ancestors gets the server blocked (CSP) and no answer."""
+    _need_browser(server)
+    from playwright.async_api import async_playwright
+
+    stranger = ParentPage()
+    try:
+        stranger.html = f"""<!doctype html><html><body>
+<iframe id="nb" src="{server.url}/lab/tree/browser/framed.ipynb?token={SERVER_TOKEN}"></iframe>
+<script>
+window.received = [];
+window.addEventListener("message", e => window.received.push(e.data));
+</script></body></html>""".encode()
+        async with async_playwright() as p:
+            browser = await p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+            try:
+                page = await browser.new_page()
+                await page.goto(stranger.origin + "/")
+                await asyncio.sleep(3)
+                for n in range(3):
+                    await page.evaluate(
+                        f"document.getElementById('nb').contentWindow.postMessage("
+                        f"{{type: 'openbis-hub:save', id: {n}}}, '*')"
+                    )
+                    await asyncio.sleep(1)
+                received = await page.evaluate("window.received")
+                frame_url = page.frames[1].url if len(page.frames) > 1 else ""
+                framed_has_lab = False
+                if len(page.frames) > 1:
+                    try:
+                        framed_has_lab = await page.frames[1].evaluate("!!document.querySelector('#main')")
+                    except Exception:
+                        framed_has_lab = False
+            finally:
+                await browser.close()
+    finally:
+        stranger.stop()
+    assert received == []
+    assert not framed_has_lab, frame_url
 
 
 def test_save_with_expired_token_is_401(server, standin):
