@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from urllib.parse import quote
+from urllib.parse import parse_qs, quote
 
 import nbformat
 from tornado import web
@@ -170,7 +170,10 @@ class ELNHandler(StreamedBodyHandler):
         )
 
     def _query(self, name: str) -> str | None:
-        return self.get_query_argument(name, None, strip=False)
+        # parsed here, not with get_query_argument, which turns NUL and other
+        # control characters into spaces and would hide them from the checks
+        values = parse_qs(self.request.query, keep_blank_values=True).get(name)
+        return values[-1] if values else None
 
     async def post(self, *args):
         token = self._query("token")

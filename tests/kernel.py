@@ -1,0 +1,57 @@
+"""Run code in a kernel of a user's server, through the hub's proxy (REST + websocket)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from urllib.parse import quote
+
+import httpx
+from tornado.httpclient import HTTPRequest
+from tornado.websocket import websocket_connect
+
+
+async def run_code(hub_url: str, token: str, user: str, code: str, timeout: float = 120) -> dict:
+    """Start a kernel, execute ``code``, return ``{"stdout", "error"}`` and shut the kernel down."""
+    base = f"{hub_url}/user/{quote(user, safe='')}"
+    headers = {"Authorization": f"token {token}"}
+    async with httpx.AsyncClient(headers=headers, timeout=60) as client:
+        response = await client.post(f"{base}/api/kernels", json={"name": "python3"})
+        response.raise_for_status()
+        kernel_id = response.json()["id"]
+        try:
+            ws_url = base.replace("http", "ws", 1) + f"/api/kernels/{kernel_id}/channels"
+            ws = await websocket_connect(HTTPRequest(ws_url, headers=headers))
+            msg_id = uuid.uuid4().hex
+            ws.write_message(json.dumps({
+                "header": {"msg_id": msg_id, "username": user, "session": uuid.uuid4().hex,
+                           "msg_type": "execute_request", "version": "5.3"},
+                "parent_header": {}, "metadata": {}, "channel": "shell",
+                "content": {"code": code, "silent": False, "store_history": False,
+                            "user_expressions": {}, "allow_stdin": False, "stop_on_error": True},
+            }))
+            stdout, error = [], None
+
+            async def collect():
+                nonlocal error
+                while True:
+                    raw = await ws.read_message()
+                    if raw is None:
+                        raise RuntimeError("kernel websocket closed")
+                    msg = json.loads(raw)
+                    if msg.get("parent_header", {}).get("msg_id") != msg_id:
+                        continue
+                    kind = msg["header"]["msg_type"]
+                    if kind == "stream":
+                        stdout.append(msg["content"]["text"])
+                    elif kind == "error":
+                        error = f"{msg['content']['ename']}: {msg['content']['evalue']}"
+                    elif kind == "status" and msg["content"]["execution_state"] == "idle":
+                        return
+
+            await asyncio.wait_for(collect(), timeout)
+            ws.close()
+            return {"stdout": "".join(stdout), "error": error}
+        finally:
+            await client.delete(f"{base}/api/kernels/{kernel_id}")
