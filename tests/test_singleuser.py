@@ -113,6 +113,14 @@ class NotebookServer:
     def token_file(self, openbis_url: str) -> Path:
         return self.home / ".pybis" / f"{urlsplit(openbis_url).hostname}.token"
 
+    def stop(self):
+        self.http.close()
+        self.proc.terminate()
+        try:
+            self.proc.wait(15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
     def put_notebook(self, path: str, nb: dict):
         parent = path.rsplit("/", 1)[0] if "/" in path else ""
         if parent:
@@ -169,7 +177,6 @@ def server(standin, fake_hub, parent_page, tmp_path_factory):
     home.mkdir()
     root.mkdir()
     token = login(standin, "alice")
-    port = free_port()
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith(("JUPYTER", "OPENBIS", "REQUESTS_CA"))},
         "HOME": str(home),
@@ -190,6 +197,17 @@ def server(standin, fake_hub, parent_page, tmp_path_factory):
     if (built / "package.json").exists():  # the labextension, for the browser tests
         (base / "data" / "labextensions").mkdir(parents=True)
         (base / "data" / "labextensions" / "openbis-hub").symlink_to(built)
+    s = launch_server(base, env, home, root, token)
+    try:
+        yield s
+    finally:
+        s.stop()
+        # the token must never reach the server's log
+        assert token not in s.log.read_text(errors="replace")
+
+
+def launch_server(base: Path, env: dict, home: Path, root: Path, token: str, extra_args=()) -> NotebookServer:
+    port = free_port()
     log = base / "server.log"
     cmd = [
         sys.executable, "-m", "jupyter_server",
@@ -197,6 +215,7 @@ def server(standin, fake_hub, parent_page, tmp_path_factory):
         f"--ServerApp.token={SERVER_TOKEN}", f"--ServerApp.root_dir={root}",
         "--ServerApp.jpserver_extensions={'openbis_hub.singleuser': True}",
         "--OpenBISHub.token_refresh_interval=0.5",
+        *extra_args,
     ]  # fmt: skip
     with open(log, "wb") as out:
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=root)
@@ -212,18 +231,7 @@ def server(standin, fake_hub, parent_page, tmp_path_factory):
             proc.kill()
             pytest.fail("jupyter server did not start:\n" + log.read_text(errors="replace")[-4000:])
         time.sleep(0.2)
-    s = NotebookServer(url, home, root, proc, log, token)
-    try:
-        yield s
-    finally:
-        s.http.close()
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        # the token must never reach the server's log
-        assert token not in log.read_text(errors="replace")
+    return NotebookServer(url, home, root, proc, log, token)
 
 
 def eln_template(file_name: str, parents: list[str], owner: str, history_id: str, owner_kind="object") -> dict:
@@ -549,6 +557,62 @@ def test_save_errors(server, standin, parents):
     r = server.http.post("/openbis/save", content=b"not json")
     assert r.status_code == 400 and "message" in r.json()
     assert len(standin.datasets()) == count
+
+
+def test_helpers():
+    from openbis_hub.singleuser.extension import merge_csp
+    from openbis_hub.singleuser.registration import SaveError, classify, scrub
+    from openbis_hub.singleuser.tokens import token_path
+
+    assert merge_csp("frame-ancestors 'none'; default-src 'none'", "frame-ancestors 'self' https://a") == (
+        "frame-ancestors 'self' https://a; default-src 'none'"
+    )
+    assert token_path("https://openbis.example.org:8443/openbis", "/x").as_posix() == "/x/openbis.example.org.token"
+    tok = "alice-240101120000000x" + "A" * 32
+    assert tok not in scrub(f"Session token '{tok}' is invalid") and tok not in scrub("$pat-" + tok)
+    assert classify(ValueError("Session no longer available. Please login again.")).status == 401
+    assert classify(ValueError("No such experiment: /X/Y/Z")).status == 400
+    import requests
+
+    assert classify(requests.ConnectionError("down")).status == 502
+    assert isinstance(classify(RuntimeError("boom")), SaveError)
+
+
+def test_openbis_down_is_502_and_default_frame_ancestors(tmp_path, parents):
+    """openBIS unreachable: save and token push answer 502; CSP defaults to the openBIS origin."""
+    home, root = tmp_path / "home", tmp_path / "root"
+    home.mkdir()
+    root.mkdir()
+    dead = f"https://127.0.0.1:{free_port()}"
+    token = "alice-240101120000000x" + "B" * 32
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("JUPYTER", "OPENBIS", "REQUESTS_CA"))},
+        "HOME": str(home),
+        "OPENBIS_URL": dead,
+        "OPENBIS_TOKEN": token,
+        "JUPYTERHUB_USER": "alice",
+        "JUPYTER_CONFIG_DIR": str(tmp_path / "jupyter-config"),
+        "JUPYTER_RUNTIME_DIR": str(tmp_path / "runtime"),
+        "JUPYTER_DATA_DIR": str(tmp_path / "data"),
+    }
+    s = launch_server(tmp_path, env, home, root, token)
+    try:
+        assert s.token_file(dead).read_text() == token
+        r = s.http.get("/api/status")
+        assert r.headers["Content-Security-Policy"].startswith(f"frame-ancestors 'self' {dead}")
+        s.put_notebook("d.ipynb", eln_template("d.ipynb", parents, OBJECT, "hid-d"))
+        r = s.http.post("/openbis/save", json={"path": "d.ipynb"})
+        assert r.status_code == 502, r.text
+        assert "unreachable" in r.json()["message"]
+        r = s.http.put("/openbis/token", json={"token": token})
+        assert r.status_code == 502
+        assert token not in r.text
+        r = s.http.get("/openbis/save", params={"path": "d.ipynb"})
+        assert r.status_code == 200 and r.json()["error"]["status"] == 502
+        assert r.json()["owner"] == {"object": OBJECT}
+    finally:
+        s.stop()
+    assert token not in s.log.read_text(errors="replace")
 
 
 CHROMIUM = next((p for p in ("/usr/bin/chromium", "/usr/bin/chromium-browser") if os.path.exists(p)), None)
