@@ -577,6 +577,16 @@ def test_helpers():
     assert classify(requests.ConnectionError("down")).status == 502
     assert isinstance(classify(RuntimeError("boom")), SaveError)
 
+    # property codes differ between openBIS versions: use the ones the type has
+    from openbis_hub.singleuser.registration import missing_mandatory, property_codes
+
+    old_eln = [{"code": "NAME", "mandatory": True}, {"code": "NOTES", "mandatory": False},
+               {"code": "HISTORY_ID", "mandatory": False}]  # fmt: skip
+    assert property_codes(old_eln) == {"name": "NAME", "notes": "NOTES", "history_id": "HISTORY_ID"}
+    assert missing_mandatory(old_eln, {"NOTES": "x"}) == ["NAME"]
+    assert missing_mandatory(old_eln, {"name": "x"}) == []
+    assert property_codes([{"code": "$NAME", "mandatory": False}])["history_id"] is None
+
 
 def test_openbis_down_is_502_and_default_frame_ancestors(tmp_path, parents):
     """openBIS unreachable: save and token push answer 502; CSP defaults to the openBIS origin."""
