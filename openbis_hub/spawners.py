@@ -279,7 +279,10 @@ def configure_docker_spawner(c, swarm: bool = False, check: bool = True) -> None
                 log.warning("openbis-hub: OPENBIS_CA_BUNDLE is not passed to user containers: %s", e)
         if host_ca:
             volumes[host_ca] = {"bind": CONTAINER_CA_PATH, "mode": "ro"}
-            s.environment = {"OPENBIS_CA_BUNDLE": CONTAINER_CA_PATH}
+            # merge into Spawner.environment: a value on the subclass would hide it
+            environment = dict(c.Spawner.environment) if "environment" in c.Spawner else {}
+            environment["OPENBIS_CA_BUNDLE"] = CONTAINER_CA_PATH
+            c.Spawner.environment = environment
     s.volumes = volumes
 
     mem = _env("OPENBIS_HUB_MEM_LIMIT")
@@ -291,8 +294,10 @@ def configure_docker_spawner(c, swarm: bool = False, check: bool = True) -> None
 
     # a fresh container needs a few seconds; a missing image fails at once
     # (pull_image), so this only bounds a container that never answers
-    s.start_timeout = int(_env("OPENBIS_HUB_START_TIMEOUT", "120"))
-    s.http_timeout = int(_env("OPENBIS_HUB_HTTP_TIMEOUT", "60"))
+    if _env("OPENBIS_HUB_START_TIMEOUT") or "start_timeout" not in c.Spawner:
+        s.start_timeout = int(_env("OPENBIS_HUB_START_TIMEOUT", "120"))
+    if "http_timeout" not in c.Spawner:
+        s.http_timeout = 60
 
     idle = int(_env("OPENBIS_HUB_IDLE_TIMEOUT", "3600"))
     if idle > 0:

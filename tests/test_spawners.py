@@ -170,6 +170,18 @@ def test_ca_bundle_mounted_read_only(env, tmp_path):
     assert sp.environment["OPENBIS_CA_BUNDLE"] == CONTAINER_CA_PATH
 
 
+def test_ca_bundle_keeps_the_hubs_spawner_environment(env):
+    c = Config()
+    c.Spawner.environment = {"OPENBIS_HUB_FRAME_ANCESTORS": "https://openbis.example.org"}
+    with mock.patch.dict("os.environ", {"OPENBIS_CA_BUNDLE": "/c/ca.pem", "OPENBIS_HUB_CA_BUNDLE_HOST": "/h/ca.pem"}):
+        configure_docker_spawner(c, check=False)
+    sp = make_spawner(c, "alice")
+    assert sp.environment == {
+        "OPENBIS_HUB_FRAME_ANCESTORS": "https://openbis.example.org",
+        "OPENBIS_CA_BUNDLE": CONTAINER_CA_PATH,
+    }
+
+
 def test_ca_bundle_host_path_override(env):
     c = configured(OPENBIS_CA_BUNDLE="/srv/openbis-hub/certs/ca.pem", OPENBIS_HUB_CA_BUNDLE_HOST="/opt/certs/ca.pem")
     sp = make_spawner(c, "alice")
