@@ -128,6 +128,11 @@ c.JupyterHub.load_roles = [
         "services": ["openbis"],
     },
     {
+        # users (and so their servers) may read their own auth_state: their openBIS token
+        "name": "user",
+        "scopes": ["self", "admin:auth_state!user"],
+    },
+    {
         # a user's server may read its owner's fresh openBIS token from auth_state
         "name": "server",
         "scopes": ["users:activity!user", "access:servers!server", "admin:auth_state!user"],

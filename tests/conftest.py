@@ -13,11 +13,15 @@ from hub import RunningHub, proxy_available  # noqa: E402
 from standin import openbis_standin, start_standin  # noqa: E402,F401  (fixture re-export)
 
 
+ISSUED_TOKENS: list[str] = []  # every token tests used; none may reach a log
+
+
 def openbis_login(standin, user: str, password: str | None = None) -> str:
     """A fresh openBIS session token, as the ELN holds it."""
     answer = standin.rpc("login", user, password or f"{user.split('.')[0].lower()}-pw")
     token = answer.get("result")
     assert token, answer
+    ISSUED_TOKENS.append(token)
     return token
 
 
@@ -37,3 +41,37 @@ def token_for(openbis_standin):
         return openbis_login(openbis_standin, user, password)
 
     return login
+
+
+# a second stack with short timeouts and servers that fail or hang on purpose:
+# bob's spawn fails at once (like a missing image), Jane.Doe's server never answers
+BROKEN_SPAWNS = """
+def _break_some_servers(spawner):
+    if spawner.user.name == "bob":
+        raise RuntimeError("image openbis-hub/missing:1 not found")
+    elif spawner.user.name == "Jane.Doe":
+        spawner.cmd = ["sleep", "600"]
+c.Spawner.pre_spawn_hook = _break_some_servers
+"""
+
+
+@pytest.fixture(scope="session")
+def slow_hub(openbis_standin, tmp_path_factory):
+    running = RunningHub(
+        tmp_path_factory.mktemp("slow-hub"), openbis_standin.url, openbis_standin.ca_file,
+        extra_env={"OPENBIS_HUB_OPENBIS_TIMEOUT": "2", "OPENBIS_HUB_SPAWN_TIMEOUT": "4"},
+        extra_config=BROKEN_SPAWNS,
+    ).start()
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="session")
+def down_hub(tmp_path_factory):
+    """A hub whose openBIS does not answer at all (nothing listens on its port)."""
+    from hub import free_port
+
+    running = RunningHub(tmp_path_factory.mktemp("down-hub"), f"https://127.0.0.1:{free_port()}", None,
+                         extra_env={"OPENBIS_HUB_OPENBIS_TIMEOUT": "2"}).start()
+    yield running
+    running.stop()

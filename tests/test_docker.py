@@ -1,0 +1,441 @@
+"""End to end on a real Docker engine: docker compose, DockerSpawner, user volumes.
+
+Needs a Docker engine and the images ``docker/build.sh`` makes
+(``.ci/docker-setup.sh`` does both).  Without them every test here is
+skipped with the reason; with ``OPENBIS_HUB_DOCKER_TESTS=required`` (CI)
+they fail instead.
+
+``COMPOSE`` chooses the compose command (default: ``docker compose`` when
+the plugin is installed, else ``docker-compose``).
+
+The openBIS stand-in runs on this host, listening on the Docker bridge's
+gateway address, which the hub container and the users' containers reach.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import shlex
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from urllib.parse import quote
+
+import httpx
+import pytest
+from standin import start_standin
+
+from openbis_hub.spawners import container_name, volume_name
+
+pytestmark = [pytest.mark.docker, pytest.mark.timeout(1200)]
+
+ROOT = Path(__file__).resolve().parent.parent
+PROJECT = "openbis-hub-e2e"
+NETWORK = "openbis-hub-e2e"
+HUB_DATA = "openbis-hub-e2e-data"
+VOLUME_PREFIX = "openbis-hub-e2e-user"
+CONTAINER_PREFIX = "openbis-hub-e2e"
+HUB_IMAGE = os.environ.get("OPENBIS_HUB_IMAGE", "openbis-hub:latest")
+NOTEBOOK_IMAGE = os.environ.get("OPENBIS_HUB_NOTEBOOK_IMAGE", "openbis-hub-singleuser:latest")
+FORM = {"Content-Type": "application/x-www-form-urlencoded; charset=UTF-8"}
+REQUIRED = os.environ.get("OPENBIS_HUB_DOCKER_TESTS", "").lower() == "required"
+
+
+def _unavailable(reason: str):
+    if REQUIRED:
+        pytest.fail(f"OPENBIS_HUB_DOCKER_TESTS=required but {reason}", pytrace=False)
+    pytest.skip(reason)
+
+
+def docker(*args, check=True, timeout=300, **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run(["docker", *args], capture_output=True, text=True, check=check, timeout=timeout, **kwargs)
+
+
+def compose_command() -> list[str]:
+    if os.environ.get("COMPOSE"):
+        return shlex.split(os.environ["COMPOSE"])
+    if subprocess.run(["docker", "compose", "version"], capture_output=True).returncode == 0:
+        return ["docker", "compose"]
+    if shutil.which("docker-compose"):
+        return ["docker-compose"]
+    return []
+
+
+def bridge_gateway() -> str:
+    out = docker("network", "inspect", "bridge", "--format", "{{(index .IPAM.Config 0).Gateway}}").stdout.strip()
+    return out or "172.17.0.1"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def engine():
+    """Skip (or fail, in CI) with the reason when there is no engine or no images."""
+    if not shutil.which("docker"):
+        _unavailable("no docker command on PATH (apt-get install docker.io)")
+    try:
+        version = docker("version", "--format", "{{.Server.Version}}", timeout=20)
+    except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as e:
+        _unavailable(f"no Docker engine answers: {(getattr(e, 'stderr', '') or str(e)).strip()[:300]}")
+    compose = compose_command()
+    if not compose:
+        _unavailable("neither `docker compose` nor `docker-compose` is installed")
+    for image in (HUB_IMAGE, NOTEBOOK_IMAGE):
+        if docker("image", "inspect", image, check=False).returncode != 0:
+            _unavailable(f"image {image} is missing: build it with docker/build.sh")
+    return {"version": version.stdout.strip(), "compose": compose}
+
+
+class Stack:
+    """The compose project under test, plus the stand-in it logs in to."""
+
+    def __init__(self, engine, tmp: Path):
+        self.compose_cmd = engine["compose"]
+        self.tmp = tmp
+        self.gateway = bridge_gateway()
+        self.standin = start_standin(
+            tmp / "standin", host=self.gateway, extra_args=["--tls-host", self.gateway]
+        )
+        certs = tmp / "certs"
+        certs.mkdir()
+        from openbis_hub.standin.tls import ensure_tls
+
+        hub_tls = ensure_tls(tmp / "hub-tls", hosts=["127.0.0.1", "localhost", "hub"])
+        shutil.copy(hub_tls.cert_file, certs / "hub.crt")
+        shutil.copy(hub_tls.key_file, certs / "hub.key")
+        shutil.copy(self.standin.ca_file, certs / "openbis-ca.pem")
+        for f in certs.iterdir():
+            f.chmod(0o644)
+        self.hub_ca = hub_tls.ca_file
+        self.port = free_port()
+        self.url = f"https://127.0.0.1:{self.port}"
+        self.env = {
+            "PATH": os.environ["PATH"],
+            "HOME": os.environ.get("HOME", "/root"),
+            "COMPOSE_PROJECT_NAME": PROJECT,
+            "OPENBIS_URL": self.standin.url,
+            "OPENBIS_CA_BUNDLE": "/srv/openbis-hub/certs/openbis-ca.pem",
+            "JUPYTERHUB_CRYPT_KEY": secrets.token_hex(32),
+            "OPENBIS_HUB_CERTS_DIR": str(certs),
+            "OPENBIS_HUB_PORT": str(self.port),
+            "OPENBIS_HUB_PUBLIC_URL": self.url,
+            "OPENBIS_HUB_DOCKER_NETWORK": NETWORK,
+            "OPENBIS_HUB_DATA_VOLUME": HUB_DATA,
+            "OPENBIS_HUB_VOLUME_PREFIX": VOLUME_PREFIX,
+            "OPENBIS_HUB_CONTAINER_PREFIX": CONTAINER_PREFIX,
+            "OPENBIS_HUB_IMAGE": HUB_IMAGE,
+            "OPENBIS_HUB_NOTEBOOK_IMAGE": NOTEBOOK_IMAGE,
+            "OPENBIS_HUB_MEM_LIMIT": "1G",
+            "OPENBIS_HUB_CPU_LIMIT": "1.0",
+        }
+
+    def compose(self, *args, check=True, timeout=300, **env) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [*self.compose_cmd, "-f", str(ROOT / "docker-compose.yml"), "--project-directory", str(ROOT), *args],
+            capture_output=True,
+            text=True,
+            check=check,
+            timeout=timeout,
+            env={**self.env, **env},
+            cwd=ROOT,
+        )
+
+    def up(self, **env):
+        self.compose("up", "-d", "--no-build", "hub", **env)
+        self.wait_ready()
+
+    def hub_container(self) -> str:
+        return self.compose("ps", "-q", "hub").stdout.strip()
+
+    def logs(self) -> str:
+        return self.compose("logs", "--no-color", "--tail", "80", "hub", check=False).stdout
+
+    def wait_ready(self, timeout=120):
+        deadline = time.monotonic() + timeout
+        last = None
+        while time.monotonic() < deadline:
+            try:
+                r = httpx.get(f"{self.url}/hub/api", verify=self.hub_ca, timeout=5)
+                if r.status_code == 200:
+                    return
+                last = r.status_code
+            except httpx.HTTPError as e:
+                last = e
+            time.sleep(1)
+        raise AssertionError(f"hub did not answer in {timeout}s ({last}):\n{self.logs()}")
+
+    def client(self, **kwargs) -> httpx.Client:
+        return httpx.Client(verify=self.hub_ca, timeout=180, **kwargs)
+
+    def token(self, user: str, password: str) -> str:
+        envelope = self.standin.rpc("login", user, password)
+        assert envelope.get("result"), envelope
+        return envelope["result"]
+
+    def eln_post(self, token: str, folder: str, filename: str, notebook: dict | None, *, client=None):
+        """One of the ELN's POSTs (``notebook=None``: the dry run)."""
+        test = notebook is None
+        url = f"{self.url}/services/openbis/?token={token}&folder={folder}&filename={filename}&test={test}"
+        body = b"TEST" if test else json.dumps(notebook).encode()
+        headers = dict(FORM, Origin=self.standin.url)
+        with client or self.client() as c:
+            return c.post(url, content=body, headers=headers)
+
+    def eln_create(self, token: str, folder: str, filename: str, source: str) -> dict:
+        dry = self.eln_post(token, folder, filename, None)
+        assert dry.status_code == 200, f"{dry.status_code} {dry.text}\n{self.logs()}"
+        write = self.eln_post(token, folder, filename, notebook(source))
+        assert write.status_code == 200, f"{write.status_code} {write.text}\n{self.logs()}"
+        answer = write.json()
+        assert set(answer) >= {"fileName", "path", "link"}
+        assert answer["fileName"] == dry.json()["fileName"]
+        return answer
+
+    def down(self):
+        self.compose("down", "--remove-orphans", check=False, timeout=180)
+
+    def cleanup(self):
+        self.down()
+        for c in docker("ps", "-aq", "--filter", f"name={CONTAINER_PREFIX}-", check=False).stdout.split():
+            docker("rm", "-f", c, check=False)
+        for v in docker("volume", "ls", "-q", "--filter", f"name={VOLUME_PREFIX}-", check=False).stdout.split():
+            docker("volume", "rm", "-f", v, check=False)
+        docker("volume", "rm", "-f", HUB_DATA, check=False)
+        docker("network", "rm", NETWORK, check=False)
+        self.standin.stop()
+
+
+def notebook(source: str) -> dict:
+    return {
+        "cells": [{"cell_type": "code", "execution_count": None, "metadata": {}, "outputs": [], "source": [source]}],
+        "metadata": {"kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"}},
+        "nbformat": 4,
+        "nbformat_minor": 5,
+    }
+
+
+@pytest.fixture(scope="module")
+def stack(engine, tmp_path_factory):
+    s = Stack(engine, tmp_path_factory.mktemp("compose"))
+    s.cleanup_before = s.down()
+    try:
+        s.up()
+        yield s
+    finally:
+        s.cleanup()
+
+
+def user_container(user: str) -> dict | None:
+    out = docker("inspect", container_name(user, CONTAINER_PREFIX), check=False)
+    return json.loads(out.stdout)[0] if out.returncode == 0 else None
+
+
+def exec_in(user: str, *cmd: str) -> subprocess.CompletedProcess:
+    return docker("exec", container_name(user, CONTAINER_PREFIX), *cmd, check=False, timeout=180)
+
+
+def files_in_volume(user: str) -> list[str]:
+    """Every file in the user's volume, read by a throwaway container (not the user's)."""
+    out = docker(
+        "run", "--rm", "--entrypoint", "find", "-v", f"{volume_name(user, VOLUME_PREFIX)}:/v:ro",
+        NOTEBOOK_IMAGE, "/v", "-type", "f", "-name", "*.ipynb",
+    )
+    return sorted(p[len("/v/"):] for p in out.stdout.split())
+
+
+# a kernel in the user's container runs pybis against the stand-in with the
+# environment the hub gave the container (OPENBIS_URL, OPENBIS_TOKEN, OPENBIS_CA_BUNDLE)
+KERNEL_PYBIS = r"""
+import json, sys
+from jupyter_client.manager import start_new_kernel
+km, kc = start_new_kernel(kernel_name="python3")
+out = []
+def hook(msg):
+    if msg["msg_type"] == "stream":
+        out.append(msg["content"]["text"])
+    elif msg["msg_type"] == "error":
+        out.append("ERROR " + msg["content"]["ename"] + ": " + msg["content"]["evalue"])
+code = '''
+import os
+from pybis import Openbis
+o = Openbis(os.environ["OPENBIS_URL"], verify_certificates=os.environ["OPENBIS_CA_BUNDLE"])
+o.set_token(os.environ["OPENBIS_TOKEN"])
+print("user", o.get_session_info().userName if hasattr(o, "get_session_info") else "?")
+print("datasets", sorted(d.permId for d in o.get_datasets()))
+'''
+reply = kc.execute_interactive(code, output_hook=hook, timeout=120)
+km.shutdown_kernel(now=True)
+print(json.dumps({"status": reply["content"]["status"], "out": "".join(out)}))
+"""
+
+
+def run_pybis_in_kernel(user: str) -> dict:
+    result = exec_in(user, "python", "-c", KERNEL_PYBIS)
+    assert result.returncode == 0, result.stderr[-2000:]
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def stop_server(stack: Stack, browser: httpx.Client, user: str):
+    """Stop the user's server the way the hub's home page does (cookie + xsrf)."""
+    home = browser.get(f"{stack.url}/hub/home")
+    assert home.status_code == 200, home.text[:300]
+    xsrf = browser.cookies.get("_xsrf", path="/hub/")
+    r = browser.delete(f"{stack.url}/hub/api/users/{quote(user, safe='')}/server", headers={"X-XSRFToken": xsrf})
+    assert r.status_code in (202, 204), f"{r.status_code} {r.text}"
+    for _ in range(120):
+        if user_container(user) is None:
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"the container of {user} is still there")
+
+
+def login(stack: Stack, token: str, next_path: str) -> tuple[httpx.Client, httpx.Response]:
+    browser = stack.client(follow_redirects=True)
+    page = browser.get(f"{stack.url}/hub/login", params={"token": token, "next": next_path})
+    return browser, page
+
+
+# --- the tests, in order -----------------------------------------------------------
+
+
+def test_bad_config_stops_the_hub_with_one_clear_line(engine):
+    base = ["run", "--rm", "-e", "OPENBIS_HUB_SSL_CERT=", "-e", "OPENBIS_HUB_BIND_URL=http://:8000"]
+    r = docker(*base, HUB_IMAGE, check=False, timeout=120)
+    assert r.returncode != 0
+    assert r.stderr.strip().splitlines()[-1].startswith("openbis-hub: OPENBIS_URL is not set"), r.stderr[-500:]
+    r = docker(*base, "-e", "OPENBIS_URL=https://openbis.example.org", HUB_IMAGE, check=False, timeout=120)
+    assert r.returncode != 0
+    assert r.stderr.strip().splitlines()[-1].startswith("openbis-hub: JUPYTERHUB_CRYPT_KEY is not set"), r.stderr[-500:]
+
+
+def test_hub_checks_the_engine_and_image_at_start(stack):
+    logs = stack.logs()
+    assert f"single-user image {NOTEBOOK_IMAGE} present" in logs, logs
+    # https only; the certificate is the mounted one
+    assert httpx.get(f"{stack.url}/hub/api", verify=stack.hub_ca).json()["version"].startswith("6.1")
+
+
+def test_eln_flow_spawns_a_container_with_the_notebook_in_its_volume(stack):
+    token = stack.token("alice", "alice-pw")
+    answer = stack.eln_create(token, "my analysis", "first.ipynb", "x = 1")
+    assert answer["path"] == "my analysis/first.ipynb"
+
+    info = user_container("alice")
+    assert info is not None and info["State"]["Running"]
+    assert info["Config"]["Image"] == NOTEBOOK_IMAGE
+    assert info["Config"]["User"] in ("jovyan", "1000")
+    assert NETWORK in info["NetworkSettings"]["Networks"]
+    assert info["HostConfig"]["Memory"] == 1024**3
+    assert info["HostConfig"]["NanoCpus"] or info["HostConfig"]["CpuQuota"]
+    mounts = {m["Destination"]: m for m in info["Mounts"]}
+    assert mounts["/home/jovyan/work"]["Name"] == volume_name("alice", VOLUME_PREFIX)
+    assert mounts["/etc/openbis-hub/openbis-ca.pem"]["RW"] is False
+    env = dict(e.split("=", 1) for e in info["Config"]["Env"])
+    assert env["OPENBIS_URL"] == stack.standin.url
+    assert env["OPENBIS_TOKEN"]
+    assert env["OPENBIS_CA_BUNDLE"] == "/etc/openbis-hub/openbis-ca.pem"
+
+    assert "my analysis/first.ipynb" in files_in_volume("alice")
+
+    # the browser URL the ELN opens
+    next_path = f"/user/alice/notebooks/{answer['path']}"
+    browser, page = login(stack, token, next_path)
+    with browser:
+        assert page.status_code == 200, page.text[:500]
+        assert page.url.path == next_path
+        assert answer["link"].endswith(quote(next_path))
+
+
+def test_kernel_in_the_container_runs_pybis_against_openbis(stack):
+    expected = sorted(d.get("permId", d.get("code", "")) for d in stack.standin.datasets())
+    result = run_pybis_in_kernel("alice")
+    assert result["status"] == "ok", result
+    assert "ERROR" not in result["out"], result
+    for perm_id in expected[:3]:
+        assert perm_id in result["out"], (perm_id, result)
+
+
+def test_stop_and_start_keeps_the_notebook(stack):
+    token = stack.token("alice", "alice-pw")
+    browser, page = login(stack, token, "/hub/home")
+    with browser:
+        stop_server(stack, browser, "alice")
+    assert "my analysis/first.ipynb" in files_in_volume("alice")
+    # the next ELN click starts a fresh container on the same volume
+    answer = stack.eln_create(token, "my analysis", "first.ipynb", "x = 2")
+    assert answer["fileName"] == "first 2.ipynb"  # the old one is still there
+    assert user_container("alice")["State"]["Running"]
+    listing = exec_in("alice", "ls", "/home/jovyan/work/my analysis")
+    assert listing.stdout.split("\n")[:2] == ["first 2.ipynb", "first.ipynb"], listing
+
+
+def test_user_with_capitals_and_a_dot(stack):
+    token = stack.token("Jane.Doe", "jane-pw")
+    answer = stack.eln_create(token, "jane", "nb.ipynb", "y = 1")
+    info = user_container("Jane.Doe")
+    assert info is not None and info["State"]["Running"], container_name("Jane.Doe", CONTAINER_PREFIX)
+    assert info["Name"] == "/" + container_name("Jane.Doe", CONTAINER_PREFIX)
+    assert files_in_volume("Jane.Doe") == ["jane/nb.ipynb"]
+    assert "jane/nb.ipynb" not in files_in_volume("alice")
+    browser, page = login(stack, token, f"/user/Jane.Doe/notebooks/{answer['path']}")
+    with browser:
+        assert page.status_code == 200
+        assert page.url.path == "/user/Jane.Doe/notebooks/jane/nb.ipynb"
+    assert run_pybis_in_kernel("Jane.Doe")["status"] == "ok"
+
+
+def test_compose_down_and_up_keeps_users_and_notebooks(stack):
+    token = stack.token("alice", "alice-pw")
+    browser, page = login(stack, token, "/hub/home")
+    with browser:
+        assert page.status_code == 200
+        stack.down()
+        # the hub stops the users' containers as it goes; the volumes stay
+        assert user_container("alice") is None
+        assert docker("volume", "inspect", HUB_DATA, check=False).returncode == 0
+        stack.up()
+        # the same browser session still works: database and cookie secret survived
+        me = browser.get(f"{stack.url}/hub/api/user")
+        assert me.status_code == 200 and me.json()["name"] == "alice", me.text
+        users_seen = {u for u in ("alice", "Jane.Doe") if browser.get(f"{stack.url}/hub/api/users/{quote(u, safe='')}").status_code != 404}
+    answer = stack.eln_create(token, "my analysis", "first.ipynb", "x = 3")
+    assert answer["fileName"] == "first 3.ipynb"
+    assert files_in_volume("alice") == ["my analysis/first 2.ipynb", "my analysis/first 3.ipynb", "my analysis/first.ipynb"]
+    assert files_in_volume("Jane.Doe") == ["jane/nb.ipynb"]
+    assert "alice" in users_seen
+
+
+def test_missing_image_gives_the_eln_a_json_error(stack):
+    token = stack.token("Jane.Doe", "jane-pw")
+    browser, _ = login(stack, token, "/hub/home")
+    with browser:
+        stop_server(stack, browser, "Jane.Doe")
+    stack.up(OPENBIS_HUB_NOTEBOOK_IMAGE="openbis-hub-singleuser:no-such-tag")
+    assert "single-user image 'openbis-hub-singleuser:no-such-tag' is missing" in stack.logs()
+    started = time.monotonic()
+    r = stack.eln_post(token, "jane", "again.ipynb", None)
+    assert time.monotonic() - started < 60
+    assert r.status_code == 502, r.text
+    assert r.headers["Content-Type"].startswith("application/json")
+    assert "is not present on the Docker engine" in json.dumps(r.json()), r.json()
+
+
+def test_dead_docker_engine_gives_the_eln_a_json_error(stack):
+    token = stack.token("Jane.Doe", "jane-pw")
+    stack.up(OPENBIS_HUB_DOCKER_HOST="tcp://127.0.0.1:9")
+    assert "the Docker engine does not answer" in stack.logs()
+    started = time.monotonic()
+    r = stack.eln_post(token, "jane", "again.ipynb", None)
+    assert time.monotonic() - started < 60
+    assert r.status_code == 502, r.text
+    assert "Docker engine does not answer" in json.dumps(r.json()), r.json()
