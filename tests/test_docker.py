@@ -14,6 +14,7 @@ gateway address, which the hub container and the users' containers reach.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -21,6 +22,7 @@ import secrets
 import shlex
 import shutil
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -116,7 +118,7 @@ class Stack:
         shutil.copy(self.standin.ca_file, certs / "openbis-ca.pem")
         for f in certs.iterdir():
             f.chmod(0o644)
-        self.hub_ca = hub_tls.ca_file
+        self.hub_ca = ssl.create_default_context(cafile=hub_tls.ca_file)
         self.port = free_port()
         self.url = f"https://127.0.0.1:{self.port}"
         self.env = {
@@ -248,9 +250,9 @@ def files_in_volume(user: str) -> list[str]:
     """Every file in the user's volume, read by a throwaway container (not the user's)."""
     out = docker(
         "run", "--rm", "--entrypoint", "find", "-v", f"{volume_name(user, VOLUME_PREFIX)}:/v:ro",
-        NOTEBOOK_IMAGE, "/v", "-type", "f", "-name", "*.ipynb",
+        NOTEBOOK_IMAGE, "/v", "-type", "f", "-name", "*.ipynb", "-not", "-path", "*/.ipynb_checkpoints/*",
     )
-    return sorted(p[len("/v/"):] for p in out.stdout.split())
+    return sorted(p[len("/v/"):] for p in out.stdout.splitlines())
 
 
 # a kernel in the user's container runs pybis against the stand-in with the
@@ -299,10 +301,12 @@ def stop_server(stack: Stack, browser: httpx.Client, user: str):
     raise AssertionError(f"the container of {user} is still there")
 
 
-def login(stack: Stack, token: str, next_path: str) -> tuple[httpx.Client, httpx.Response]:
-    browser = stack.client(follow_redirects=True)
-    page = browser.get(f"{stack.url}/hub/login", params={"token": token, "next": next_path})
-    return browser, page
+@contextlib.contextmanager
+def login(stack: Stack, token: str, next_path: str):
+    """A browser (cookie jar, following redirects) that opened the ELN's link."""
+    with stack.client(follow_redirects=True) as browser:
+        page = browser.get(f"{stack.url}/hub/login", params={"token": token, "next": next_path})
+        yield browser, page
 
 
 # --- the tests, in order -----------------------------------------------------------
@@ -349,8 +353,7 @@ def test_eln_flow_spawns_a_container_with_the_notebook_in_its_volume(stack):
 
     # the browser URL the ELN opens
     next_path = f"/user/alice/notebooks/{answer['path']}"
-    browser, page = login(stack, token, next_path)
-    with browser:
+    with login(stack, token, next_path) as (browser, page):
         assert page.status_code == 200, page.text[:500]
         assert page.url.path == next_path
         assert answer["link"].endswith(quote(next_path))
@@ -367,8 +370,7 @@ def test_kernel_in_the_container_runs_pybis_against_openbis(stack):
 
 def test_stop_and_start_keeps_the_notebook(stack):
     token = stack.token("alice", "alice-pw")
-    browser, page = login(stack, token, "/hub/home")
-    with browser:
+    with login(stack, token, "/hub/home") as (browser, page):
         stop_server(stack, browser, "alice")
     assert "my analysis/first.ipynb" in files_in_volume("alice")
     # the next ELN click starts a fresh container on the same volume
@@ -387,8 +389,7 @@ def test_user_with_capitals_and_a_dot(stack):
     assert info["Name"] == "/" + container_name("Jane.Doe", CONTAINER_PREFIX)
     assert files_in_volume("Jane.Doe") == ["jane/nb.ipynb"]
     assert "jane/nb.ipynb" not in files_in_volume("alice")
-    browser, page = login(stack, token, f"/user/Jane.Doe/notebooks/{answer['path']}")
-    with browser:
+    with login(stack, token, f"/user/Jane.Doe/notebooks/{answer['path']}") as (browser, page):
         assert page.status_code == 200
         assert page.url.path == "/user/Jane.Doe/notebooks/jane/nb.ipynb"
     assert run_pybis_in_kernel("Jane.Doe")["status"] == "ok"
@@ -396,8 +397,7 @@ def test_user_with_capitals_and_a_dot(stack):
 
 def test_compose_down_and_up_keeps_users_and_notebooks(stack):
     token = stack.token("alice", "alice-pw")
-    browser, page = login(stack, token, "/hub/home")
-    with browser:
+    with login(stack, token, "/hub/home") as (browser, page):
         assert page.status_code == 200
         stack.down()
         # the hub stops the users' containers as it goes; the volumes stay
@@ -417,8 +417,7 @@ def test_compose_down_and_up_keeps_users_and_notebooks(stack):
 
 def test_missing_image_gives_the_eln_a_json_error(stack):
     token = stack.token("Jane.Doe", "jane-pw")
-    browser, _ = login(stack, token, "/hub/home")
-    with browser:
+    with login(stack, token, "/hub/home") as (browser, _):
         stop_server(stack, browser, "Jane.Doe")
     stack.up(OPENBIS_HUB_NOTEBOOK_IMAGE="openbis-hub-singleuser:no-such-tag")
     assert "single-user image 'openbis-hub-singleuser:no-such-tag' is missing" in stack.logs()
