@@ -36,6 +36,10 @@ class OpenBISLoginHandler(LoginHandler):
     it renders the login form.
     """
 
+    def _request_summary(self) -> str:
+        # tornado logs refused requests with their URI: never the ?token= in it
+        return f"{self.request.method} {self.request.path} ({self.request.remote_ip})"
+
     def _token_argument(self) -> str | None:
         for field in TOKEN_FIELDS:
             value = self.get_query_argument(field, None)

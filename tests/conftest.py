@@ -59,7 +59,8 @@ c.Spawner.pre_spawn_hook = _break_some_servers
 def slow_hub(openbis_standin, tmp_path_factory):
     running = RunningHub(
         tmp_path_factory.mktemp("slow-hub"), openbis_standin.url, openbis_standin.ca_file,
-        extra_env={"OPENBIS_HUB_OPENBIS_TIMEOUT": "2", "OPENBIS_HUB_SPAWN_TIMEOUT": "4"},
+        extra_env={"OPENBIS_HUB_OPENBIS_TIMEOUT": "2", "OPENBIS_HUB_SPAWN_TIMEOUT": "4",
+                   "OPENBIS_HUB_CREATE_PAT": "true"},
         extra_config=BROKEN_SPAWNS,
     ).start()
     yield running

@@ -138,3 +138,17 @@ def test_hub_refuses_to_start_without(missing, tmp_path, openbis_standin):
         hub.start(timeout=60)
     lines = [line for line in hub.log_text().splitlines() if missing in line]
     assert lines and lines[0].startswith("openbis-hub:"), hub.log_text()[-2000:]
+
+
+def test_notebook_gets_a_personal_access_token_when_configured(slow_hub, openbis_standin, token_for):
+    """slow_hub runs with OPENBIS_HUB_CREATE_PAT=true."""
+    pats = []
+    for _ in range(2):  # the second login reuses the still valid token
+        with browser(slow_hub) as b:
+            page = b.get("/hub/login", params={"token": token_for("alice"), "next": "/hub/home"})
+        assert page.status_code == 200
+        with slow_hub.api() as api:
+            pats.append(api.get("/users/alice").json()["auth_state"]["notebook_token"])
+    assert pats[0].startswith("$pat-alice-") and pats[0] == pats[1]
+    info = openbis_standin.rpc("getSessionInformation", pats[0])["result"]
+    assert info["userName"] == "alice" and info["personalAccessTokenSession"] is True

@@ -32,6 +32,8 @@ def parse_args(argv=None):
                    help="reported api-version (3.7: fast download v2, 3.6: v1, 3.5: classic)")
     p.add_argument("--mandatory", action="append", default=[], metavar="TYPE:PROP",
                    help="make a dataset property mandatory, e.g. ANALYSIS_NOTEBOOK:$NAME")
+    p.add_argument("--extra-users", type=int, default=0, metavar="N",
+                   help="add users user01..userNN (password <user>-pw), e.g. for load tests")
     p.add_argument("--log-level", default="WARNING")
     return p.parse_args(argv)
 
@@ -46,6 +48,8 @@ async def main_async(args) -> int:
     s = StandIn(host=args.host, port=args.port, https=not args.http, state_dir=args.state_dir,
                 session_timeout=args.session_timeout, public_url=args.public_url,
                 tls_hosts=args.tls_host, api_version=args.api_version, mandatory=mandatory)
+    for i in range(1, args.extra_users + 1):
+        s.store.add_user(f"user{i:02d}", f"user{i:02d}-pw")
     await s.start()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
