@@ -1,0 +1,366 @@
+"""``openbis-hub demo``: the whole story in a browser, and a clean Ctrl-C.
+
+The browser tests drive the ELN-like page in headless Chromium: log in, pick the
+demo object, More... -> New Jupyter notebook, Create & connect (checking the
+ELN's exact requests), run the template's connect and dataset cells in the
+notebook tab, Save to openBIS, and see the new dataset listed on the page.
+Screenshots for the tutorial go to ``docs/images/``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from urllib.parse import parse_qs, unquote, urlsplit
+
+import httpx
+import pytest
+
+from hub import free_port, proxy_available
+from standin import start_standin
+
+REPO = Path(__file__).resolve().parent.parent
+IMAGES = REPO / "docs" / "images"
+CHROMIUM = next((p for p in ("/usr/bin/chromium", "/usr/bin/chromium-browser") if os.path.exists(p)), None)
+OBJECT_PERMID = "20261123093000000-3"  # /DEMO/ANALYSIS/STEP1
+OBJECT_DATASET = "20261123093000000-5"
+READY = re.compile(r"^Open the ELN-like page:\s+(\S+)")
+
+pytestmark = pytest.mark.skipif(not proxy_available(), reason="configurable-http-proxy missing (run `npm install`)")
+
+
+def port_free(port: int) -> bool:
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+class Demo:
+    """``openbis-hub demo`` as a subprocess in its own process group (like a terminal)."""
+
+    def __init__(self, *args: str, timeout: float = 120):
+        self.port = free_port()
+        exe = shutil.which("openbis-hub", path=os.path.dirname(sys.executable)) or "openbis-hub"
+        self.proc = subprocess.Popen(
+            [exe, "demo", "--port", str(self.port), *args],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+        self.lines: list[str] = []
+        self.eln_url: str | None = None
+        ready = threading.Event()
+
+        def read():
+            for line in self.proc.stdout:
+                self.lines.append(line.rstrip("\n"))
+                m = READY.match(line.strip())
+                if m:
+                    self.eln_url = m.group(1)
+                if line.startswith("Press Ctrl-C"):
+                    ready.set()
+            ready.set()
+
+        threading.Thread(target=read, daemon=True).start()
+        if not ready.wait(timeout) or not self.eln_url:
+            self.interrupt()
+            raise RuntimeError("demo did not come up:\n" + self.output)
+        self.hub_url = f"http://127.0.0.1:{self.port}"
+        self.eln_port = urlsplit(self.eln_url).port
+
+    @property
+    def output(self) -> str:
+        return "\n".join(self.lines)
+
+    def tree(self) -> set:
+        import psutil
+
+        try:
+            return {p.pid for p in psutil.Process(self.proc.pid).children(recursive=True)}
+        except psutil.NoSuchProcess:
+            return set()
+
+    def interrupt(self, timeout: float = 90) -> int:
+        """Ctrl-C: SIGINT to the whole process group, as a terminal does."""
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGINT)
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(10)
+            raise
+
+    def stop_and_check_clean(self) -> None:
+        import psutil
+
+        children = self.tree()
+        assert children, "the demo should have started the hub, the proxy and servers"
+        code = self.interrupt()
+        assert code == 0, self.output
+        assert "Stopped." in self.output
+        deadline = time.monotonic() + 10
+        left = set(children)
+        while left and time.monotonic() < deadline:
+            left = {p for p in left if psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE}
+            time.sleep(0.2)
+        assert not left, f"processes left behind: {[psutil.Process(p).cmdline() for p in left]}"
+        assert port_free(self.port), f"hub port {self.port} still in use"
+        assert port_free(self.eln_port), f"ELN page port {self.eln_port} still in use"
+
+
+def need_browser():
+    if CHROMIUM is None:
+        pytest.skip("no Chromium at /usr/bin/chromium (apt-get install chromium)")
+
+
+def shot(page, name: str, screenshots: bool) -> None:
+    if screenshots:
+        IMAGES.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(IMAGES / name))
+
+
+def run_code_cells(nb, indexes: list[int]) -> None:
+    cells = nb.locator(".jp-Notebook .jp-CodeCell")
+    for i in indexes:
+        cell = cells.nth(i)
+        cell.scroll_into_view_if_needed()
+        cell.locator(".jp-InputPrompt").click()
+        nb.keyboard.press("Shift+Enter")
+        # wait until it ran: the prompt shows [n]
+        nb.wait_for_function(
+            """([i]) => {
+                const c = document.querySelectorAll('.jp-Notebook .jp-CodeCell')[i];
+                return c && /\\[\\d+\\]/.test(c.querySelector('.jp-InputPrompt').textContent);
+            }""",
+            arg=[i], timeout=120_000,
+        )
+
+
+def save_to_openbis(nb, name: str, screenshots: bool) -> str:
+    """Click "Save to openBIS" (the labextension), else call the server's save endpoint."""
+    button = nb.locator(".jp-OpenBISSave-button").first
+    try:
+        button.wait_for(timeout=30_000)
+    except Exception:
+        button = None
+    if button is not None:
+        button.click()
+        form = nb.locator(".jp-OpenBISSave-form")
+        form.wait_for(timeout=60_000)
+        form.locator("label", has_text="Name").first.locator("input").fill(name)
+        nb.locator(".jp-Dialog-button.jp-mod-accept").click()
+        saved = nb.locator(".jp-Dialog-content", has_text="Saved to openBIS as dataset")
+        saved.wait_for(timeout=120_000)
+        shot(nb, "demo-saved.png", screenshots)
+        perm_id = saved.locator("code").first.inner_text().strip()
+        nb.locator(".jp-Dialog-button").last.click()
+        return perm_id
+    # no labextension: the same thing through the server's endpoint
+    nb.keyboard.press("Control+s")
+    path = unquote(urlsplit(nb.url).path).split("/notebooks/", 1)[1]
+    base = nb.url.split("/notebooks/", 1)[0]
+    answer = nb.evaluate(
+        """async ([base, path, name]) => {
+            const xsrf = (document.cookie.match(/_xsrf=([^;]+)/) || [])[1] || "";
+            const r = await fetch(base + "/openbis/save", {method: "POST",
+                headers: {"Content-Type": "application/json", "X-XSRFToken": decodeURIComponent(xsrf)},
+                body: JSON.stringify({path: path, name: name})});
+            return await r.json();
+        }""",
+        [base, path, name],
+    )
+    return answer["permId"]
+
+
+def story(demo: Demo, user: str, password: str, screenshots: bool = False) -> str:
+    """The whole ELN story in Chromium; returns the permId of the saved dataset."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=CHROMIUM, headless=True,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                  "--disable-component-update", "--no-first-run"],
+        )
+        try:
+            context = browser.new_context(viewport={"width": 1280, "height": 820}, ignore_https_errors=True)
+            page = context.new_page()
+            logins = []
+            context.on("request", lambda r: logins.append(r.url) if "/hub/login" in r.url else None)
+            requests = []
+            page.on("request", lambda r: requests.append(r) if "/services/openbis/" in r.url else None)
+            page.goto(demo.eln_url)
+            page.fill("#user", user)
+            page.fill("#password", password)
+            shot(page, "demo-login.png", screenshots)
+            page.click("#login-button")
+
+            # pick the object, see its dataset
+            page.click(f'.tree a[data-permid="{OBJECT_PERMID}"]')
+            page.locator(f'#datasets tbody tr[data-permid="{OBJECT_DATASET}"]').wait_for(timeout=30_000)
+            page.click("#more-button")
+            shot(page, "demo-more-menu.png", screenshots)
+            page.click("#new-jupyter-notebook")
+
+            # the ELN's dialog, preselected from the entity
+            page.locator("#jupyter-dialog[open]").wait_for(timeout=30_000)
+            selected = page.eval_on_selector("#jn-datasets", "s => Array.from(s.selectedOptions).map(o => o.value)")
+            assert selected == [OBJECT_DATASET]
+            assert page.input_value("#jn-owner").endswith("/STEP1")
+            page.fill("#jn-folder", "demo")
+            page.fill("#jn-name", "analysis")
+            shot(page, "demo-dialog.png", screenshots)
+            with context.expect_page(timeout=240_000) as new_tab:
+                page.click("#jn-connect")
+            nb = new_tab.value
+
+            # exactly the ELN's requests: dry run, then the notebook, both form-typed
+            posts = [r for r in requests if r.method == "POST"]
+            assert len(posts) == 2, [r.url for r in posts]
+            for r, test in zip(posts, ("True", "False")):
+                q = parse_qs(urlsplit(r.url).query)
+                assert q["test"] == [test] and q["folder"] == ["demo"]
+                assert q["token"][0].startswith(user + "-")
+                assert r.headers["content-type"].startswith("application/x-www-form-urlencoded")
+            assert posts[0].post_data == "TEST"
+            notebook = json.loads(posts[1].post_data)
+            assert notebook["metadata"]["autogenerated_by_openbis"] is True
+            file_name = parse_qs(urlsplit(posts[0].url).query)["filename"][0]
+            assert file_name == "analysis.ipynb"
+            # ... then the new tab opens <jupyterEndpoint>hub/login?token=<session>&next=/user/<id>/notebooks/..
+            login = next(u for u in logins if "/hub/login" in u)
+            q = parse_qs(urlsplit(login).query)
+            assert login.startswith(demo.hub_url + "/hub/login?token=")
+            assert q["token"] == parse_qs(urlsplit(posts[0].url).query)["token"]
+            assert q["next"] == [f"/user/{user}/notebooks/demo/analysis.ipynb"]
+
+            # the notebook tab: Notebook 7 with the ELN template
+            nb.set_viewport_size({"width": 1280, "height": 820})
+            nb.wait_for_url(re.compile(rf"/user/{re.escape(user)}/notebooks/demo/analysis\.ipynb"), timeout=120_000)
+            nb.locator(".jp-Notebook .jp-CodeCell").nth(14).wait_for(timeout=120_000)
+            # code cells: 0-4 variables, 5 connect, 6 session refresh (skipped: it
+            # would replace the token), 7 owner, 8 dataset, 9 its files
+            run_code_cells(nb, [0, 1, 2, 3, 4, 5, 7, 8, 9])
+            cells = nb.locator(".jp-Notebook .jp-CodeCell")
+            for i in (5, 7, 8, 9):
+                errors = cells.nth(i).locator('[data-mime-type="application/vnd.jupyter.stderr"]')
+                text = cells.nth(i).locator(".jp-OutputArea").inner_text()
+                assert errors.count() == 0 or "Traceback" not in errors.first.inner_text(), text
+                assert "Error" not in text, text
+            assert OBJECT_DATASET in cells.nth(8).locator(".jp-OutputArea").inner_text()
+            assert "notes.txt" in cells.nth(9).locator(".jp-OutputArea").inner_text()
+            cells.nth(8).scroll_into_view_if_needed()
+            shot(nb, "demo-notebook.png", screenshots)
+
+            perm_id = save_to_openbis(nb, "Demo analysis", screenshots)
+            assert perm_id
+
+            # back in the ELN: the new dataset is listed without a reload
+            page.bring_to_front()
+            row = page.locator(f'#datasets tbody tr[data-permid="{perm_id}"]')
+            row.wait_for(timeout=30_000)
+            assert "ANALYSIS_NOTEBOOK" in row.inner_text()
+            assert "Demo analysis" in row.inner_text()
+            shot(page, "demo-dataset-listed.png", screenshots)
+            return perm_id
+        finally:
+            browser.close()
+
+
+# ---------------------------------------------------------------------------- tests
+def test_demo_starts_serves_the_page_and_stops_cleanly():
+    demo = Demo()
+    try:
+        assert "alice / alice-pw" in demo.output
+        page = httpx.get(demo.eln_url)
+        assert page.status_code == 200 and "Create &amp; connect" in page.text
+        profile = httpx.get(demo.eln_url + "profile.js").text
+        assert f'"jupyterEndpoint": "{demo.hub_url}/"' in profile
+        assert f'"jupyterIntegrationServerEndpoint": "{demo.hub_url}/services/openbis/"' in profile
+        # the page's origin may call the launch service (CORS), as the ELN's would
+        origin = f"http://127.0.0.1:{demo.eln_port}"
+        r = httpx.get(f"{demo.hub_url}/services/openbis/api/health", headers={"Origin": origin})
+        assert r.headers.get("access-control-allow-origin") == origin
+        # the page's JSON-RPC reaches the stand-in on the same origin
+        rpc = httpx.post(f"{origin}/openbis/openbis/rmi-application-server-v3.json",
+                         json={"jsonrpc": "2.0", "id": "1", "method": "login", "params": ["alice", "alice-pw"]})
+        assert rpc.json()["result"].startswith("alice-")
+    finally:
+        if demo.proc.poll() is None:
+            demo.stop_and_check_clean()
+
+
+def test_demo_refuses_a_busy_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        r = subprocess.run([sys.executable, "-c", "from openbis_hub.cli import main; main()", "demo", "--port", str(port)],
+                           capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and f"port {port} is in use" in r.stdout
+
+
+def test_page_template_is_the_service_template(tmp_path):
+    """The page's JavaScript template and ``openbis_hub.service.template`` agree cell for cell."""
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("node is not installed")
+    from openbis_hub.service.template import eln_notebook
+
+    datasets = [{"permId": "20261123093000000-4", "owner": {"experiment": "20261123093000000-2"}},
+                {"permId": "20261123093000000-5", "owner": {"object": "20261123093000000-3"}}]
+    for owner in ({"object": "/DEMO/ANALYSIS/STEP1"}, {"experiment": "/DEMO/ANALYSIS/MEASUREMENTS"}):
+        script = tmp_path / "render.js"
+        script.write_text(
+            "global.window = {};\n"
+            + (REPO / "openbis_hub/standin/eln/jupyter.js").read_text()
+            + f"\nprocess.stdout.write(JSON.stringify(window.JupyterUtil.createJupyterNotebookContent("
+              f"{json.dumps(datasets)}, {json.dumps(owner)}, \"it's.ipynb\", 'hid-1')));\n"
+        )
+        out = subprocess.run([node, str(script)], capture_output=True, text=True, check=True).stdout
+        assert json.loads(out) == eln_notebook("it's.ipynb", datasets, owner, history_id="hid-1")
+
+
+@pytest.mark.browser
+def test_demo_whole_story_in_the_browser():
+    need_browser()
+    demo = Demo()
+    try:
+        story(demo, "alice", "alice-pw", screenshots=True)
+    except Exception:
+        print(demo.output)
+        raise
+    finally:
+        if demo.proc.poll() is None:
+            demo.stop_and_check_clean()
+
+
+@pytest.mark.browser
+def test_demo_against_an_external_openbis(tmp_path):
+    need_browser()
+    openbis = start_standin(tmp_path / "openbis")
+    try:
+        demo = Demo("--openbis-url", openbis.url, "--openbis-ca-bundle", openbis.ca_file)
+        try:
+            assert "Log in with your account on " + openbis.url in demo.output
+            perm_id = story(demo, "Jane.Doe", "jane-pw")
+        finally:
+            if demo.proc.poll() is None:
+                demo.stop_and_check_clean()
+        saved = [d for d in openbis.datasets() if d["permId"] == perm_id]
+        assert saved and saved[0]["type"] == "ANALYSIS_NOTEBOOK"
+    finally:
+        openbis.stop()
