@@ -54,7 +54,8 @@ def is_personal_access_token(token: str) -> bool:
     return token.startswith(PAT_PREFIX)
 
 
-def _cache_key(token: str) -> str:
+def token_key(token: str) -> str:
+    """A key to remember a token by without keeping the token itself."""
     return hashlib.sha256(token.encode()).hexdigest()
 
 
@@ -194,7 +195,7 @@ class OpenBISClient:
         """
         if not looks_like_token(token):
             raise InvalidToken("The openBIS token is missing or malformed.")
-        key = _cache_key(token)
+        key = token_key(token)
         if use_cache:
             cached = self._cache.get(key)
             if cached and cached[0] > time.monotonic():
@@ -236,7 +237,7 @@ class OpenBISClient:
 
     def forget(self, token: str) -> None:
         """Drop a token from the cache (after logout, or when openBIS refused it elsewhere)."""
-        self._cache.pop(_cache_key(token), None)
+        self._cache.pop(token_key(token), None)
 
     def _prune_cache(self) -> None:
         if len(self._cache) < 1024:

@@ -12,11 +12,11 @@ def _api(path: str) -> str:
     return "api/contents/" + quote(path, safe="/")
 
 
-async def names_in(hub: HubAPI, user: str, folder: str) -> set[str]:
-    """Names of the entries in ``folder`` (empty if it does not exist)."""
+async def names_in(hub: HubAPI, user: str, folder: str) -> set[str] | None:
+    """Names of the entries in ``folder`` (None if it does not exist)."""
     response = await hub.server_request(user, "GET", _api(folder), params={"content": "1"})
     if response.status_code == 404:
-        return set()
+        return None
     model = response.json()
     if model.get("type") != "directory":
         raise HubAPIError(f"'{folder}' exists and is not a folder.", status=400)

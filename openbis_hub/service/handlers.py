@@ -189,9 +189,10 @@ class ELNHandler(StreamedBodyHandler):
         filename = clean_notebook_name(self._query("filename"))
         notebook = None if dry_run else _parse_notebook(self.body)
         async with self.launcher.user_server(token) as user:
-            chosen = await self.launcher.choose_name(user, folder, filename, dry_run=dry_run)
+            chosen, folder_exists = await self.launcher.choose_name(user, folder, filename, dry_run=dry_run)
             if notebook is not None:
-                await contents.ensure_folder(self.launcher.hub, user, folder)
+                if not folder_exists:
+                    await contents.ensure_folder(self.launcher.hub, user, folder)
                 await contents.save(self.launcher.hub, user, join(folder, chosen), notebook)
         path = join(folder, chosen)
         self.finish({"fileName": chosen, "path": path, "link": self.notebook_link(user, path)})
@@ -217,9 +218,10 @@ class CreateNotebookHandler(StreamedBodyHandler):
             raise BadRequest("'name' must be a string.")
         filename = clean_notebook_name(name if name.endswith(".ipynb") else name + ".ipynb")
         async with self.launcher.user_server(token) as user:
-            chosen = await self.launcher.choose_name(user, folder, filename, dry_run=False)
+            chosen, folder_exists = await self.launcher.choose_name(user, folder, filename, dry_run=False)
             notebook = eln_notebook(chosen, [{"permId": d} for d in datasets], owner)
-            await contents.ensure_folder(self.launcher.hub, user, folder)
+            if not folder_exists:
+                await contents.ensure_folder(self.launcher.hub, user, folder)
             await contents.save(self.launcher.hub, user, join(folder, chosen), notebook)
         path = join(folder, chosen)
         self.set_status(201)

@@ -12,8 +12,9 @@ import logging
 import time
 from collections import defaultdict, deque
 
+from ..errors import HubAPIError
 from ..hub_api import HubAPI
-from ..openbis import OpenBISClient
+from ..openbis import OpenBISClient, token_key
 from . import contents
 from .paths import numbered
 
@@ -28,7 +29,7 @@ class Launcher:
         *,
         spawn_timeout: float = 120,
         overwrite: bool = False,
-        reservation_seconds: float = 300,
+        reservation_seconds: float = 60,
     ):
         self.openbis = openbis
         self.hub = hub
@@ -39,20 +40,38 @@ class Launcher:
         # names handed out by dry runs, so that the write after a dry run
         # gets the same name and two dry runs at once get different ones
         self._reserved: dict[tuple[str, str, str], deque[tuple[str, float]]] = defaultdict(deque)
+        # what a warm launch can skip: the token whose owner was synced into
+        # the hub lately, and the token already handed to a running server
+        self._synced: dict[str, tuple[str, float]] = {}
+        self._pushed: dict[str, tuple[str, str | None]] = {}
+        self.sync_seconds = openbis.cache_ttl
 
     @contextlib.asynccontextmanager
     async def user_server(self, token: str):
         """Hold the user's lock with their server running; yields the hub user name."""
         info = await self.openbis.session_information(token)  # 401 for a bad token
         async with self._locks[info.user_id]:
-            name = await self.hub.sync_user(token)
-            await self._ensure_running(name, token)
+            key = token_key(token)
+            name, synced_until = self._synced.get(key, (None, 0.0))
+            try:
+                if name is None or synced_until < time.monotonic():
+                    name = await self.hub.sync_user(token)
+                    self._synced[key] = (name, time.monotonic() + self.sync_seconds)
+                server = await self.hub.server(name)
+            except HubAPIError as e:
+                self._synced.pop(key, None)
+                if e.status != 404:
+                    raise
+                name = await self.hub.sync_user(token)  # deleted from the hub meanwhile
+                server = await self.hub.server(name)
+            await self._ensure_running(name, token, server)
             yield name
 
-    async def _ensure_running(self, name: str, token: str) -> None:
-        server = await self.hub.server(name)
+    async def _ensure_running(self, name: str, token: str, server: dict | None) -> None:
         if server and server.get("ready"):
-            await self._push_token(name, token)
+            if self._pushed.get(name) != (token_key(token), server.get("started")):
+                await self._push_token(name, token)
+                self._pushed[name] = (token_key(token), server.get("started"))
             return
         if server and server.get("pending") == "stop":
             deadline = time.monotonic() + self.spawn_timeout
@@ -70,11 +89,19 @@ class Launcher:
         if response.status_code == 404:
             log.debug("The server of %s has no openbis_hub extension; token not pushed", name)
 
-    async def choose_name(self, user: str, folder: str, filename: str, *, dry_run: bool) -> str:
-        """The file name to write: ``filename`` or ``name 2.ipynb`` ... unless overwriting."""
+    async def choose_name(self, user: str, folder: str, filename: str, *, dry_run: bool) -> tuple[str, bool]:
+        """The file name to write (``filename``, or ``name 2.ipynb`` ... unless overwriting),
+        and whether ``folder`` exists already."""
+        existing = await contents.names_in(self.hub, user, folder)
+        if existing is None:
+            existing, folder_exists = set(), False
+        else:
+            folder_exists = True
+        return self._free_name(user, folder, filename, existing, dry_run), folder_exists
+
+    def _free_name(self, user: str, folder: str, filename: str, existing: set[str], dry_run: bool) -> str:
         if self.overwrite:
             return filename
-        existing = await contents.names_in(self.hub, user, folder)
         key = (user, folder, filename)
         now = time.monotonic()
         queue = self._reserved[key]
