@@ -274,8 +274,15 @@ class Hub:
 
 # ------------------------------------------------------------------ main
 async def run(args: argparse.Namespace) -> int:
+    import logging
+
     import tornado.httpserver
     import tornado.netutil
+
+    # the terminal shows progress and problems, not every request
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    for name in ("openbis_hub.standin.access", "tornado.access"):
+        logging.getLogger(name).setLevel(logging.ERROR)
 
     config = find_hub_config()
     if config is None:

@@ -262,7 +262,7 @@ def story(demo: Demo, user: str, password: str, screenshots: bool = False) -> st
                 assert "Error" not in text, text
             assert OBJECT_DATASET in cells.nth(8).locator(".jp-OutputArea").inner_text()
             assert "notes.txt" in cells.nth(9).locator(".jp-OutputArea").inner_text()
-            cells.nth(8).scroll_into_view_if_needed()
+            nb.evaluate("i => document.querySelectorAll('.jp-Notebook .jp-CodeCell')[i].scrollIntoView()", 5)
             shot(nb, "demo-notebook.png", screenshots)
 
             perm_id = save_to_openbis(nb, "Demo analysis", screenshots)
