@@ -86,6 +86,8 @@ if https:
 # --- login with openBIS ----------------------------------------------------------
 
 c.JupyterHub.authenticator_class = "openbis"
+# the login form also takes an openBIS token
+c.JupyterHub.template_paths = [str(Path(__import__("openbis_hub").__file__).parent / "templates")]
 c.OpenBISAuthenticator.openbis_url = openbis_url
 c.OpenBISAuthenticator.openbis_ca_bundle = ca_bundle
 c.OpenBISAuthenticator.openbis_timeout = float(env.get("OPENBIS_HUB_OPENBIS_TIMEOUT", 10))

@@ -246,10 +246,6 @@ class OpenBISAuthenticator(Authenticator):
     def _refresh_pre_spawn_default(self):
         return True
 
-    @default("login_service")
-    def _login_service_default(self):
-        return "openBIS"
-
     _client: OpenBISClient | None = None
 
     @property

@@ -72,6 +72,7 @@ def test_expired_session_is_refused(hub, token_for, openbis_standin):
 def _form_login(hub, **fields) -> httpx.Response:
     with browser(hub) as b:
         form = b.get("/hub/login")
+        assert all(f'name="{name}"' in form.text for name in ("username", "password", "token"))
         xsrf = b.cookies.get("_xsrf")
         return b.post("/hub/login?next=/hub/home", data={"_xsrf": xsrf, **fields})
 
