@@ -25,12 +25,54 @@ def openbis_login(standin, user: str, password: str | None = None) -> str:
     return token
 
 
+class EmbeddingPage:
+    """A page on its own origin (another port) whose HTML a test sets, to frame the hub."""
+
+    def __init__(self):
+        import http.server
+        import threading
+
+        page = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                body = page.html.encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "text/html")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.html = "<!doctype html><p>empty</p>"
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.origin = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.url = self.origin + "/"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def stop(self):
+        self.server.shutdown()
+
+
 @pytest.fixture(scope="session")
-def hub(openbis_standin, tmp_path_factory):
+def embedding_pages():
+    """(allowed, stranger): the hub lets only the first frame it."""
+    pages = EmbeddingPage(), EmbeddingPage()
+    yield pages
+    for page in pages:
+        page.stop()
+
+
+@pytest.fixture(scope="session")
+def hub(openbis_standin, embedding_pages, tmp_path_factory):
     """JupyterHub + proxy + launch service + local single-user servers, from jupyterhub_config.py."""
     if not proxy_available():
         pytest.fail("configurable-http-proxy is missing: run `npm install` (./scripts/test does)")
-    running = RunningHub(tmp_path_factory.mktemp("hub"), openbis_standin.url, openbis_standin.ca_file).start()
+    allowed = embedding_pages[0].origin
+    running = RunningHub(tmp_path_factory.mktemp("hub"), openbis_standin.url, openbis_standin.ca_file,
+                         extra_env={"OPENBIS_HUB_FRAME_ANCESTORS": f"{openbis_standin.url} {allowed}"}).start()
     yield running
     running.stop()
 
