@@ -17,6 +17,22 @@ class OpenBISHubError(Exception):
             self.status = status
 
 
+class BadRequest(OpenBISHubError):
+    """Missing or malformed parameters, an unsafe path or a body that is not a notebook."""
+
+    status = 400
+
+
+class Unauthorized(OpenBISHubError):
+    """No credentials came with the request."""
+
+    status = 401
+
+
+class PayloadTooLarge(OpenBISHubError):
+    status = 413
+
+
 class OpenBISError(OpenBISHubError):
     """openBIS refused a request or could not be asked."""
 

@@ -14,25 +14,13 @@ from urllib.parse import parse_qs, quote
 import nbformat
 from tornado import web
 
-from ..errors import OpenBISHubError
+from ..errors import BadRequest, OpenBISHubError, PayloadTooLarge, Unauthorized
 from . import contents
 from .openapi import openapi_document
 from .paths import clean_folder, clean_notebook_name, join
 from .template import eln_notebook
 
 log = logging.getLogger("openbis_hub.service")
-
-
-class BadRequest(OpenBISHubError):
-    status = 400
-
-
-class Unauthorized(OpenBISHubError):
-    status = 401
-
-
-class PayloadTooLarge(OpenBISHubError):
-    status = 413
 
 
 class BaseHandler(web.RequestHandler):

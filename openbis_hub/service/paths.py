@@ -6,11 +6,11 @@ escape the user's notebook directory or hide a file is refused.
 
 from __future__ import annotations
 
-from ..errors import OpenBISHubError
+from ..errors import BadRequest
 
 
-class UnsafePath(OpenBISHubError):
-    status = 400
+class UnsafePath(BadRequest):
+    """A folder or file name that could leave the notebook directory or hide a file."""
 
 
 def _check_part(part: str, what: str) -> None:
