@@ -11,6 +11,7 @@
 #   DOCKER_BUILD_ARGS           extra `docker build` arguments, e.g. "--no-cache"
 #   DOCKER_BUILD_NETWORK        network for RUN steps (default host: reaches the
 #                               package mirrors the way the host does)
+#   BUILD_LOG_DIR               where the build logs go (default /tmp)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -24,11 +25,16 @@ targets=("$@")
 log() { echo "build.sh: $*" >&2; }
 
 build() {  # build <dockerfile> <tag>
-    local start=$SECONDS
-    log "building $2 from $1"
+    local start=$SECONDS logfile
+    logfile="${BUILD_LOG_DIR:-/tmp}/openbis-hub-build-$(basename "$(dirname "$1")").log"
+    log "building $2 from $1 (log: $logfile)"
     # shellcheck disable=SC2086
-    docker build --network "$NETWORK" --build-arg BASE_IMAGE="$BASE_IMAGE" \
-        -f "$1" -t "$2" ${DOCKER_BUILD_ARGS:-} . >&2
+    if ! docker build --network "$NETWORK" --build-arg BASE_IMAGE="$BASE_IMAGE" \
+        -f "$1" -t "$2" ${DOCKER_BUILD_ARGS:-} . >"$logfile" 2>&1; then
+        tail -n 60 "$logfile" >&2
+        log "building $2 failed; the whole log is in $logfile"
+        exit 1
+    fi
     log "$2: $(docker image inspect --format '{{.Size}}' "$2" | awk '{printf "%.0f MB", $1/1e6}') in $((SECONDS - start)) s"
 }
 

@@ -360,7 +360,8 @@ def test_eln_flow_spawns_a_container_with_the_notebook_in_its_volume(stack):
 
 
 def test_kernel_in_the_container_runs_pybis_against_openbis(stack):
-    expected = sorted(d.get("permId", d.get("code", "")) for d in stack.standin.datasets())
+    expected = sorted(d["permId"] for d in stack.standin.datasets())
+    assert expected, "the stand-in lists no datasets"
     result = run_pybis_in_kernel("alice")
     assert result["status"] == "ok", result
     assert "ERROR" not in result["out"], result
