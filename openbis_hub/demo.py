@@ -300,7 +300,9 @@ async def run(args: argparse.Namespace) -> int:
     keep_state = bool(args.state_dir)
     state = Path(args.state_dir).resolve() if keep_state else Path(tempfile.mkdtemp(prefix="openbis-hub-demo-"))
     state.mkdir(parents=True, exist_ok=True)
-    hub_url = f"http://{args.ip}:{args.port}"
+    # what browsers are told: a wildcard address is not one they can open
+    host = "127.0.0.1" if args.ip in ("0.0.0.0", "", "::") else args.ip
+    hub_url = f"http://{host}:{args.port}"
     started = time.monotonic()
     standin = None
     servers: list = []
@@ -325,7 +327,7 @@ async def run(args: argparse.Namespace) -> int:
             demo_users: list[tuple[str, str]] = []
             profile = profile_js(hub_url, demo_users, openbis_url)
             eln_port = listen(forwarding_app(profile, openbis_url, ca_bundle), args.eln_port)
-            eln_origin = f"http://{args.ip}:{eln_port}"
+            eln_origin = f"http://{host}:{eln_port}"
             origins = [eln_origin]
             say(f"  [1/3] openBIS ............... {openbis_url} (yours)")
         else:
@@ -342,7 +344,7 @@ async def run(args: argparse.Namespace) -> int:
             ca_bundle = standin.ca_file or ""
             # the same stand-in on plain http, for browsers (no certificate warning)
             eln_port = listen(make_app(standin.store, eln_handlers(profile)), args.eln_port)
-            eln_origin = f"http://{args.ip}:{eln_port}"
+            eln_origin = f"http://{host}:{eln_port}"
             origins = [eln_origin, openbis_url]
             say(f"{openbis_url} (and {eln_origin} for your browser)")
 
@@ -354,7 +356,7 @@ async def run(args: argparse.Namespace) -> int:
             "JUPYTERHUB_CRYPT_KEY": secrets.token_hex(32),
             "OPENBIS_HUB_SPAWNER": "local",
             "OPENBIS_HUB_STATE_DIR": str(state / "hub"),
-            "OPENBIS_HUB_BIND_URL": hub_url,
+            "OPENBIS_HUB_BIND_URL": f"http://{args.ip}:{args.port}",
             "OPENBIS_HUB_HUB_PORT": str(free_port(args.ip)),
             "OPENBIS_HUB_PROXY_API_PORT": str(free_port(args.ip)),
             "OPENBIS_HUB_SERVICE_PORT": str(free_port(args.ip)),
