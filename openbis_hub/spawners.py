@@ -267,6 +267,11 @@ def configure_docker_spawner(c, swarm: bool = False, check: bool = True) -> None
     # containers go away on stop; the user's files live in the volume
     s.remove = True
     s.notebook_dir = notebook_dir
+    if swarm:
+        # the hub reaches each service's one task by DNS; a virtual IP would
+        # add a load balancer (IPVS) in between that a single task does not need
+        # and that some hosts lack
+        s.extra_endpoint_spec = {"mode": _env("OPENBIS_HUB_SWARM_ENDPOINT_MODE", "dnsrr")}
     volumes = {f"{volume_prefix}-{{username}}": notebook_dir}
 
     ca_bundle = _env("OPENBIS_CA_BUNDLE")

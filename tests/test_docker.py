@@ -101,6 +101,14 @@ def engine():
 class Stack:
     """The compose project under test, plus the stand-in it logs in to."""
 
+    project = PROJECT
+    network = NETWORK
+    hub_data = HUB_DATA
+    volume_prefix = VOLUME_PREFIX
+    container_prefix = CONTAINER_PREFIX
+    compose_files = ("docker-compose.yml",)
+    extra_env: dict = {}
+
     def __init__(self, engine, tmp: Path):
         self.compose_cmd = engine["compose"]
         self.tmp = tmp
@@ -124,26 +132,28 @@ class Stack:
         self.env = {
             "PATH": os.environ["PATH"],
             "HOME": os.environ.get("HOME", "/root"),
-            "COMPOSE_PROJECT_NAME": PROJECT,
+            "COMPOSE_PROJECT_NAME": self.project,
             "OPENBIS_URL": self.standin.url,
             "OPENBIS_CA_BUNDLE": "/srv/openbis-hub/certs/openbis-ca.pem",
             "JUPYTERHUB_CRYPT_KEY": secrets.token_hex(32),
             "OPENBIS_HUB_CERTS_DIR": str(certs),
             "OPENBIS_HUB_PORT": str(self.port),
             "OPENBIS_HUB_PUBLIC_URL": self.url,
-            "OPENBIS_HUB_DOCKER_NETWORK": NETWORK,
-            "OPENBIS_HUB_DATA_VOLUME": HUB_DATA,
-            "OPENBIS_HUB_VOLUME_PREFIX": VOLUME_PREFIX,
-            "OPENBIS_HUB_CONTAINER_PREFIX": CONTAINER_PREFIX,
+            "OPENBIS_HUB_DOCKER_NETWORK": self.network,
+            "OPENBIS_HUB_DATA_VOLUME": self.hub_data,
+            "OPENBIS_HUB_VOLUME_PREFIX": self.volume_prefix,
+            "OPENBIS_HUB_CONTAINER_PREFIX": self.container_prefix,
             "OPENBIS_HUB_IMAGE": HUB_IMAGE,
             "OPENBIS_HUB_NOTEBOOK_IMAGE": NOTEBOOK_IMAGE,
             "OPENBIS_HUB_MEM_LIMIT": "1G",
             "OPENBIS_HUB_CPU_LIMIT": "1.0",
+            **self.extra_env,
         }
 
     def compose(self, *args, check=True, timeout=300, **env) -> subprocess.CompletedProcess:
         return subprocess.run(
-            [*self.compose_cmd, "-f", str(ROOT / "docker-compose.yml"), "--project-directory", str(ROOT), *args],
+            [*self.compose_cmd, *(a for f in self.compose_files for a in ("-f", str(ROOT / f))),
+             "--project-directory", str(ROOT), *args],
             capture_output=True,
             text=True,
             check=check,
@@ -208,12 +218,17 @@ class Stack:
 
     def cleanup(self):
         self.down()
-        for c in docker("ps", "-aq", "--filter", f"name={CONTAINER_PREFIX}-", check=False).stdout.split():
+        for c in docker("ps", "-aq", "--filter", f"name={self.container_prefix}-", check=False).stdout.split():
             docker("rm", "-f", c, check=False)
-        for v in docker("volume", "ls", "-q", "--filter", f"name={VOLUME_PREFIX}-", check=False).stdout.split():
+        # containers of swarm services go away with the service, shortly after
+        for _ in range(30):
+            if not docker("ps", "-aq", "--filter", f"name={self.container_prefix}-", check=False).stdout.split():
+                break
+            time.sleep(1)
+        for v in docker("volume", "ls", "-q", "--filter", f"name={self.volume_prefix}-", check=False).stdout.split():
             docker("volume", "rm", "-f", v, check=False)
-        docker("volume", "rm", "-f", HUB_DATA, check=False)
-        docker("network", "rm", NETWORK, check=False)
+        docker("volume", "rm", "-f", self.hub_data, check=False)
+        docker("network", "rm", self.network, check=False)
         self.standin.stop()
 
 
@@ -229,7 +244,7 @@ def notebook(source: str) -> dict:
 @pytest.fixture(scope="module")
 def stack(engine, tmp_path_factory):
     s = Stack(engine, tmp_path_factory.mktemp("compose"))
-    s.cleanup_before = s.down()
+    s.down()
     try:
         s.up()
         yield s
@@ -242,14 +257,14 @@ def user_container(user: str) -> dict | None:
     return json.loads(out.stdout)[0] if out.returncode == 0 else None
 
 
-def exec_in(user: str, *cmd: str) -> subprocess.CompletedProcess:
-    return docker("exec", container_name(user, CONTAINER_PREFIX), *cmd, check=False, timeout=180)
+def exec_in(user: str, *cmd: str, container: str | None = None) -> subprocess.CompletedProcess:
+    return docker("exec", container or container_name(user, CONTAINER_PREFIX), *cmd, check=False, timeout=180)
 
 
-def files_in_volume(user: str) -> list[str]:
-    """Every file in the user's volume, read by a throwaway container (not the user's)."""
+def files_in_volume(user: str, prefix: str = VOLUME_PREFIX) -> list[str]:
+    """Every notebook in the user's volume, read by a throwaway container (not the user's)."""
     out = docker(
-        "run", "--rm", "--entrypoint", "find", "-v", f"{volume_name(user, VOLUME_PREFIX)}:/v:ro",
+        "run", "--rm", "--entrypoint", "find", "-v", f"{volume_name(user, prefix)}:/v:ro",
         NOTEBOOK_IMAGE, "/v", "-type", "f", "-name", "*.ipynb", "-not", "-path", "*/.ipynb_checkpoints/*",
     )
     return sorted(p[len("/v/"):] for p in out.stdout.splitlines())
@@ -281,8 +296,8 @@ print(json.dumps({"status": reply["content"]["status"], "out": "".join(out)}))
 """
 
 
-def run_pybis_in_kernel(user: str) -> dict:
-    result = exec_in(user, "python", "-c", KERNEL_PYBIS)
+def run_pybis_in_kernel(user: str, container: str | None = None) -> dict:
+    result = exec_in(user, "python", "-c", KERNEL_PYBIS, container=container)
     assert result.returncode == 0, result.stderr[-2000:]
     return json.loads(result.stdout.strip().splitlines()[-1])
 

@@ -257,6 +257,7 @@ def test_swarm_uses_named_volumes(env):
     assert c.JupyterHub.spawner_class is OpenBISSwarmSpawner
     sp = make_spawner(c, "Jane.Doe", cls=OpenBISSwarmSpawner)
     assert sp.remove is True
+    assert sp.extra_endpoint_spec == {"mode": "dnsrr"}  # no virtual IP in front of one task
     (mount,) = sp.mounts
     assert mount["Type"] == "volume"
     assert mount["Source"] == volume_name("Jane.Doe")
