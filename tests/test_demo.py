@@ -298,9 +298,19 @@ def test_demo_starts_serves_the_page_and_stops_cleanly():
         rpc = httpx.post(f"{origin}/openbis/openbis/rmi-application-server-v3.json",
                          json={"jsonrpc": "2.0", "id": "1", "method": "login", "params": ["alice", "alice-pw"]})
         assert rpc.json()["result"].startswith("alice-")
+        # the stand-in's https door serves the same page and profile (the origin pybis uses)
+        m = re.search(r"openBIS stand-in \.+ (https://\S+)", demo.output)
+        https_profile = httpx.get(m.group(1) + "/openbis/webapp/eln/profile.js", verify=False).text
+        assert https_profile == profile
     finally:
         if demo.proc.poll() is None:
             demo.stop_and_check_clean()
+
+
+def test_demo_argument_errors():
+    r = subprocess.run([sys.executable, "-c", "from openbis_hub.cli import main; main()", "demo",
+                        "--openbis-ca-bundle", "/nonexistent.pem"], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and "--openbis-ca-bundle goes with --openbis-url" in r.stderr
 
 
 def test_demo_refuses_a_busy_port():
