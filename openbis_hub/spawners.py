@@ -231,7 +231,7 @@ def idle_culler_service(timeout: int) -> tuple[dict, dict]:
             "-m",
             "jupyterhub_idle_culler",
             f"--timeout={timeout}",
-            f"--cull-every={max(30, min(300, timeout // 4))}",
+            f"--cull-every={max(10, min(300, timeout // 4))}",
         ],
     }
     role = {"name": "idle-culler", "scopes": list(IDLE_CULLER_SCOPES), "services": ["idle-culler"]}

@@ -149,6 +149,8 @@ class Stack:
             "OPENBIS_HUB_CPU_LIMIT": "1.0",
             **self.extra_env,
         }
+        if os.environ.get("DOCKER_HOST"):  # the engine the tests (and compose) talk to
+            self.env["DOCKER_HOST"] = os.environ["DOCKER_HOST"]
 
     def compose(self, *args, check=True, timeout=300, **env) -> subprocess.CompletedProcess:
         return subprocess.run(
@@ -454,3 +456,16 @@ def test_dead_docker_engine_gives_the_eln_a_json_error(stack):
     assert time.monotonic() - started < 60
     assert r.status_code == 502, r.text
     assert "Docker engine does not answer" in json.dumps(r.json()), r.json()
+
+
+def test_idle_culler_stops_idle_servers(stack):
+    """Last: with a 10 s idle timeout the culler (a hub service) removes the idle container."""
+    stack.up(OPENBIS_HUB_IDLE_TIMEOUT="10")
+    token = stack.token("alice", "alice-pw")
+    stack.eln_create(token, "cull", "c.ipynb", "1")
+    assert user_container("alice") is not None
+    deadline = time.monotonic() + 120
+    while user_container("alice") is not None:
+        assert time.monotonic() < deadline, f"alice's idle server was not culled:\n{stack.logs()}"
+        time.sleep(2)
+    assert "cull/c.ipynb" in files_in_volume("alice")  # the notebook stays
