@@ -4,7 +4,8 @@ The browser tests drive the ELN-like page in headless Chromium: log in, pick the
 demo object, More... -> New Jupyter notebook, Create & connect (checking the
 ELN's exact requests), run the template's connect and dataset cells in the
 notebook tab, Save to openBIS, and see the new dataset listed on the page.
-Screenshots for the tutorial go to ``docs/images/``.
+Screenshots for the tutorial go to ``docs/images/`` when OPENBIS_HUB_SCREENSHOTS=1
+(otherwise to a temporary directory, so a test run leaves the work tree alone).
 """
 
 from __future__ import annotations
@@ -30,6 +31,10 @@ from standin import start_standin
 
 REPO = Path(__file__).resolve().parent.parent
 IMAGES = REPO / "docs" / "images"
+if os.environ.get("OPENBIS_HUB_SCREENSHOTS") != "1":
+    import tempfile
+
+    IMAGES = Path(tempfile.gettempdir()) / "openbis-hub-screenshots"
 CHROMIUM = next((p for p in ("/usr/bin/chromium", "/usr/bin/chromium-browser") if os.path.exists(p)), None)
 OBJECT_PERMID = "20261123093000000-3"  # /DEMO/ANALYSIS/STEP1
 OBJECT_DATASET = "20261123093000000-5"

@@ -54,4 +54,4 @@ def test_tutorial_images_exist():
     images = re.findall(r"\]\((images/[^)]+)\)", text)
     assert images
     for image in images:
-        assert (REPO / "docs" / image).is_file(), f"{image}: run the browser test tests/test_demo.py to make it"
+        assert (REPO / "docs" / image).is_file(), f"{image}: make it with OPENBIS_HUB_SCREENSHOTS=1 pytest tests/test_demo.py"
