@@ -112,14 +112,33 @@ class HubAPI:
         while await self.server(name) and time.monotonic() < deadline:
             await asyncio.sleep(0.2)
 
-    async def wait_ready(self, name: str, timeout: float) -> None:
-        """Follow the spawn's progress stream until ready; SpawnFailed / SpawnTimeout otherwise."""
+    async def wait_ready(self, name: str, timeout: float, poll_interval: float = 2.0) -> None:
+        """Follow the spawn's progress stream until ready; SpawnFailed / SpawnTimeout otherwise.
+
+        The user model is polled alongside, so a missed progress event costs
+        ``poll_interval`` at most, never the whole timeout.
+        """
+        waiters = [
+            asyncio.ensure_future(self._follow_progress(name)),
+            asyncio.ensure_future(self._poll_ready(name, poll_interval)),
+        ]
         try:
-            await asyncio.wait_for(self._follow_progress(name), timeout)
-        except asyncio.TimeoutError:
-            raise SpawnTimeout(
-                f"The server of {name} did not start within {timeout:g} s. Try again in a moment."
-            ) from None
+            done, _ = await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+            if not done:
+                raise SpawnTimeout(f"The server of {name} did not start within {timeout:g} s. Try again in a moment.")
+            for finished in done:
+                finished.result()  # raises SpawnFailed with the hub's reason
+        finally:
+            for waiter in waiters:
+                waiter.cancel()
+            await asyncio.gather(*waiters, return_exceptions=True)
+
+    async def _poll_ready(self, name: str, interval: float) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            server = await self.server(name)
+            if server and server.get("ready"):
+                return
 
     async def _follow_progress(self, name: str) -> None:
         url = f"{self.api_url}/users/{quote(name, safe='')}/server/progress"

@@ -58,7 +58,7 @@ class RunningHub:
             "OPENBIS_HUB_HUB_PORT": str(free_port()),
             "OPENBIS_HUB_PROXY_API_PORT": str(free_port()),
             "OPENBIS_HUB_SERVICE_PORT": str(free_port()),
-            "OPENBIS_HUB_SPAWN_TIMEOUT": "60",
+            "OPENBIS_HUB_SPAWN_TIMEOUT": "120",
             "PATH": os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""),
             **(extra_env or {}),
         }
