@@ -41,7 +41,6 @@ a container or a volume.
 
 from __future__ import annotations
 
-import logging
 import os
 import socket
 import sys
@@ -50,9 +49,6 @@ import docker
 import requests
 from dockerspawner import DockerSpawner, SwarmSpawner
 from docker.types import Mount
-from traitlets import Unicode
-
-log = logging.getLogger("openbis_hub.spawners")
 
 DEFAULT_IMAGE = "openbis-hub-singleuser:latest"
 DEFAULT_NETWORK = "openbis-hub"
@@ -281,7 +277,8 @@ def configure_docker_spawner(c, swarm: bool = False, check: bool = True) -> None
             try:
                 host_ca = host_path_of(ca_bundle)
             except Exception as e:
-                log.warning("openbis-hub: OPENBIS_CA_BUNDLE is not passed to user containers: %s", e)
+                # the hub's logger is not set up yet while the config loads
+                print(f"openbis-hub: OPENBIS_CA_BUNDLE is not passed to user containers: {e}", file=sys.stderr)
         if host_ca:
             volumes[host_ca] = {"bind": CONTAINER_CA_PATH, "mode": "ro"}
             # merge into Spawner.environment: a value on the subclass would hide it
