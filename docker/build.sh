@@ -29,7 +29,7 @@ build() {  # build <dockerfile> <tag>
     logfile="${BUILD_LOG_DIR:-/tmp}/openbis-hub-build-$(basename "$(dirname "$1")").log"
     log "building $2 from $1 (log: $logfile)"
     # shellcheck disable=SC2086
-    if ! docker build --network "$NETWORK" --build-arg BASE_IMAGE="$BASE_IMAGE" \
+    if ! docker build --force-rm --network "$NETWORK" --build-arg BASE_IMAGE="$BASE_IMAGE" \
         -f "$1" -t "$2" ${DOCKER_BUILD_ARGS:-} . >"$logfile" 2>&1; then
         tail -n 60 "$logfile" >&2
         log "building $2 failed; the whole log is in $logfile"
