@@ -2,7 +2,7 @@
 cells run against the openBIS stand-in, "Save to openBIS" registers a dataset,
 and a page on an allowed origin embeds and saves the notebook.
 
-Screenshots go to docs/images/ for docs/notebook.md.
+With OPENBIS_HUB_SCREENSHOTS=1, screenshots go to docs/images/ for docs/notebook.md.
 """
 
 from __future__ import annotations
@@ -21,6 +21,14 @@ CHROMIUM = next((p for p in ("/usr/bin/chromium", "/usr/bin/chromium-browser") i
 IMAGES = Path(__file__).resolve().parent.parent / "docs" / "images"
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
         "--no-first-run"]
+
+
+
+async def screenshot(page, name: str) -> None:
+    if os.environ.get("OPENBIS_HUB_SCREENSHOTS") == "1":
+        IMAGES.mkdir(parents=True, exist_ok=True)
+        await page.screenshot(path=str(IMAGES / name))
+
 
 pytestmark = [
     pytest.mark.browser,
@@ -62,8 +70,7 @@ async def test_eln_link_cells_and_save_to_openbis(hub, token_for, openbis_standi
     await page.goto(f"{hub.url}/hub/login?token={token}&next=/user/alice/notebooks/browser/{created['fileName']}")
     await page.locator(".jp-CodeCell", has_text="o = Openbis()").first.wait_for(timeout=120_000)
     assert "/user/alice/notebooks/browser/analysis.ipynb" in page.url
-    IMAGES.mkdir(parents=True, exist_ok=True)
-    await page.screenshot(path=str(IMAGES / "notebook-opened.png"))
+    await screenshot(page, "notebook-opened.png")
 
     await run_cell(page, "o = Openbis()")
     await run_cell(page, f"ds0 = o.get_dataset('{DATASET}')")
@@ -72,18 +79,18 @@ async def test_eln_link_cells_and_save_to_openbis(hub, token_for, openbis_standi
     await output.first.wait_for(timeout=120_000)
     text = await output.first.inner_text()
     assert DATASET in text and "Error" not in text, text
-    await page.screenshot(path=str(IMAGES / "notebook-connected.png"))
+    await screenshot(page, "notebook-connected.png")
 
     before = {d["permId"] for d in openbis_standin.datasets()}
     await page.locator(".jp-OpenBISSave-button").first.click(timeout=60_000)
     form = page.locator(".jp-OpenBISSave-form")
     await form.wait_for(timeout=30_000)
     await form.locator("label", has_text="Name").first.locator("input").fill("Analysis from the browser")
-    await page.screenshot(path=str(IMAGES / "save-dialog.png"))
+    await screenshot(page, "save-dialog.png")
     await page.locator(".jp-Dialog-button.jp-mod-accept").click()
     saved = page.locator(".jp-Dialog-content", has_text="Saved to openBIS as dataset")
     await saved.wait_for(timeout=120_000)
-    await page.screenshot(path=str(IMAGES / "saved.png"))
+    await screenshot(page, "saved.png")
     perm_id = (await saved.locator("code").inner_text()).strip()
 
     assert perm_id not in before
