@@ -77,8 +77,10 @@ async def test_one_user_cannot_read_another_users_notebook(hub, token_for):
 
 
 def test_openapi_document_covers_every_route(hub):
+    from openapi_spec_validator import validate
+
     document = httpx.get(f"{hub.url}/services/openbis/api/openapi.json", timeout=30).json()
-    assert document["openapi"].startswith("3.")
+    validate(document)  # a valid OpenAPI 3.1 document
     routes = OpenBISService(openbis_url="https://openbis.invalid").make_app().wildcard_router.rules
     prefix = "/services/openbis"
     documented = {prefix + p.replace("{path}", "(.+)").rstrip("/") for p in document["paths"]}
