@@ -49,20 +49,19 @@ class OpenBISLoginHandler(LoginHandler):
 
     def _redirect_after_login(self, user) -> None:
         self._jupyterhub_user = user
-        if self.get_argument("next", ""):
-            next_url = self.get_next_url(user)
-            own_server = user.url  # /user/<name>/
-            if next_url.startswith(own_server) and not user.spawner.active:
+        # validated like JupyterHub does (local paths only); never get_next_url():
+        # without a valid ?next= it copies the query, ?token= included, into the redirect
+        next_url = self._validate_next_url(self.get_argument("next", ""))
+        if next_url:
+            if next_url.startswith(user.url) and not user.spawner.active:
                 # the server is not running: start it on the way instead of
                 # showing the "server not running" page
-                next_url = url_path_join(self.hub.base_url, "spawn", user.escaped_name) + (
-                    "?next=" + web.escape.url_escape(next_url)
-                )
+                spawn = url_path_join(self.hub.base_url, "spawn", user.escaped_name)
+                next_url = f"{spawn}?next={web.escape.url_escape(next_url)}"
         elif user.spawner.active:
             next_url = user.url
         else:
             next_url = url_path_join(self.hub.base_url, "spawn")
-        # never get_next_url() without ?next=: it would copy ?token= into the redirect
         self.redirect(next_url)
 
     async def get(self):

@@ -25,6 +25,15 @@ def test_eln_link_logs_in_and_follows_next(hub, token_for):
     assert [r.status_code for r in page.history] == [302]  # no page in between
 
 
+def test_foreign_next_is_ignored_and_the_token_not_copied(hub, token_for):
+    token = token_for("alice")
+    with httpx.Client(base_url=hub.url, timeout=60) as b:
+        first = b.get("/hub/login", params={"token": token, "next": "https://evil.example/steal"})
+    assert first.status_code == 302
+    assert "evil.example" not in first.headers["Location"]
+    assert token not in first.headers["Location"]
+
+
 def test_user_name_is_what_openbis_says_case_preserved(hub, token_for):
     with browser(hub) as b:
         page = b.get("/hub/login", params={"token": token_for("Jane.Doe"), "next": "/hub/home"})
