@@ -8,7 +8,7 @@
 (c) 20 users launching at the same moment: all succeed? total time.
 (d) Hub API and openBIS calls per launch (warm and cold).
 
-    python benchmarks/bench_launch.py [--rounds 30]
+    python benchmarks/bench_launch.py [--rounds 30] [--cold-rounds 5]
 """
 
 from __future__ import annotations
@@ -69,7 +69,7 @@ def service_hub_calls(hub, since: int) -> int:
     return sum(1 for line in text.splitlines() if "/hub/api/" in line and "(openbis@" in line)
 
 
-async def run(rounds: int) -> None:
+async def run(rounds: int, cold_rounds: int) -> None:
     workdir = Path(tempfile.mkdtemp())
     standin = start_standin(workdir / "openbis", extra_args=["--extra-users", "20"])
     hub = RunningHub(workdir / "hub", standin.url, standin.ca_file,
@@ -109,7 +109,7 @@ async def run(rounds: int) -> None:
             # (b) cold launch, alternating to share any drift
             cold_service, cold_hand = [], []
             cold_hub = cold_openbis = 0
-            for i in range(3):
+            for i in range(cold_rounds):
                 await stop(client, hub, "alice")
                 standin.reset_stats()
                 mark = hub.log_path.stat().st_size
@@ -147,4 +147,6 @@ async def run(rounds: int) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=30)
-    asyncio.run(run(parser.parse_args().rounds))
+    parser.add_argument("--cold-rounds", type=int, default=5)
+    args = parser.parse_args()
+    asyncio.run(run(args.rounds, args.cold_rounds))
