@@ -56,7 +56,7 @@ class Launcher:
             try:
                 if name is None or synced_until < time.monotonic():
                     name = await self.hub.sync_user(token)
-                    self._synced[key] = (name, time.monotonic() + self.sync_seconds)
+                    self._remember_sync(key, name)
                 server = await self.hub.server(name)
             except HubAPIError as e:
                 self._synced.pop(key, None)
@@ -66,6 +66,12 @@ class Launcher:
                 server = await self.hub.server(name)
             await self._ensure_running(name, token, server)
             yield name
+
+    def _remember_sync(self, key: str, name: str) -> None:
+        now = time.monotonic()
+        for old in [k for k, (_, until) in self._synced.items() if until < now]:
+            del self._synced[old]  # tokens seen long ago: keep the memory bounded
+        self._synced[key] = (name, now + self.sync_seconds)
 
     async def _ensure_running(self, name: str, token: str, server: dict | None) -> None:
         if server and server.get("ready"):
@@ -102,13 +108,19 @@ class Launcher:
     def _free_name(self, user: str, folder: str, filename: str, existing: set[str], dry_run: bool) -> str:
         if self.overwrite:
             return filename
-        key = (user, folder, filename)
         now = time.monotonic()
-        queue = self._reserved[key]
-        while queue and queue[0][1] < now:
-            queue.popleft()
+        # expired reservations neither hold names nor memory
+        for reserved_key, reserved in list(self._reserved.items()):
+            while reserved and reserved[0][1] < now:
+                reserved.popleft()
+            if not reserved:
+                del self._reserved[reserved_key]
+        key = (user, folder, filename)
+        queue = self._reserved.get(key)
         if not dry_run and queue:
             name, _ = queue.popleft()
+            if not queue:
+                del self._reserved[key]
             if name not in existing:
                 return name
         taken = existing | {
@@ -119,5 +131,5 @@ class Launcher:
             n += 1
         chosen = numbered(filename, n)
         if dry_run:
-            queue.append((chosen, now + self.reservation_seconds))
+            self._reserved[key].append((chosen, now + self.reservation_seconds))
         return chosen
