@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import time
 from urllib.parse import quote, urlsplit
 
 import httpx
@@ -105,12 +104,6 @@ class HubAPI:
                 return False
             raise SpawnFailed(f"Could not start the server of {name}: {e.message}", status=e.status) from None
         return False
-
-    async def stop_server(self, name: str, timeout: float = 60) -> None:
-        await self.request("DELETE", f"/users/{quote(name, safe='')}/server")
-        deadline = time.monotonic() + timeout
-        while await self.server(name) and time.monotonic() < deadline:
-            await asyncio.sleep(0.2)
 
     async def wait_ready(self, name: str, timeout: float, poll_interval: float = 2.0) -> None:
         """Follow the spawn's progress stream until ready; SpawnFailed / SpawnTimeout otherwise.

@@ -23,6 +23,7 @@ def test_eln_link_logs_in_and_follows_next(hub, token_for):
         assert "jupyterhub-session-id" in b.cookies
         me = b.get("/hub/api/user", headers={"Referer": f"{hub.url}/hub/home"})
     assert [r.status_code for r in page.history] == [302]  # no page in between
+    assert me.status_code == 200 and me.json()["name"] == "alice"
 
 
 def test_foreign_next_is_ignored_and_the_token_not_copied(hub, token_for):

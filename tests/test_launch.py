@@ -83,9 +83,8 @@ async def test_eln_flow_opens_notebook_and_pybis_works(hub, token_for, openbis_s
     assert page.url.path == next_path
     assert answer["link"].endswith(quote(next_path))
 
-    with hub.api() as api:
-        result = await run_code(hub.url, hub.admin_token, "alice",
-                                f"from pybis import Openbis\no = Openbis()\nprint(o.get_dataset('{DATASET}').permId)")
+    result = await run_code(hub.url, hub.admin_token, "alice",
+                            f"from pybis import Openbis\no = Openbis()\nprint(o.get_dataset('{DATASET}').permId)")
     assert result["error"] is None, result
     assert DATASET in result["stdout"]
 
