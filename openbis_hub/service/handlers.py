@@ -160,7 +160,9 @@ class ELNHandler(StreamedBodyHandler):
     def _query(self, name: str) -> str | None:
         # parsed here, not with get_query_argument, which turns NUL and other
         # control characters into spaces and would hide them from the checks
-        values = parse_qs(self.request.query, keep_blank_values=True).get(name)
+        if not hasattr(self, "_arguments"):
+            self._arguments = parse_qs(self.request.query, keep_blank_values=True)
+        values = self._arguments.get(name)
         return values[-1] if values else None
 
     async def post(self, *args):
