@@ -122,11 +122,27 @@ c.JupyterHub.services = [
         "display": False,
     }
 ]
+# The launch service's scopes, each for one reason (docs/security.md):
+#   custom:openbis-hub:sync  log users in with their openBIS token (POST /hub/api/openbis/users):
+#                            the hub checks the token, creates the user, keeps the token in auth_state
+#   read:servers             see whether a user's server runs, follow its start
+#   start:servers            start a user's server (JupyterHub 5: "servers", which also stops them)
+#   tokens                   mint short-lived tokens owned by a user with access:servers!user=<name>,
+#                            the only credential that ever goes to that user's server
+# Not admin:users, not admin:auth_state, not access:servers: the service's own token never
+# reaches a user's server, and it cannot read anyone's openBIS token.
+import jupyterhub  # noqa: E402
+
+start_scope = "start:servers" if jupyterhub.version_info >= (6,) else "servers"
+c.JupyterHub.custom_scopes = {
+    "custom:openbis-hub:sync": {
+        "description": "Log an openBIS user in with their openBIS token (creates the hub user, stores the token).",
+    },
+}
 c.JupyterHub.load_roles = [
     {
-        # create users (through the authenticator), start servers, write notebooks
         "name": "openbis-launcher",
-        "scopes": ["admin:users", "servers", "access:servers"],
+        "scopes": ["custom:openbis-hub:sync", "read:servers", start_scope, "tokens"],
         "services": ["openbis"],
     },
     {
@@ -152,7 +168,22 @@ c.Spawner.environment = {
 
 if spawner == "local":
     # development and the demo: servers are local processes, each user gets
-    # a home (and notebook) directory of their own under the state directory
+    # a home (and notebook) directory of their own under the state directory.
+    # No isolation: every server runs as the hub's OS user and can read the
+    # hub's files and every other user's home.
+    print(
+        "openbis-hub: WARNING: OPENBIS_HUB_SPAWNER=local runs every user's server as this OS user,"
+        " with no isolation between users: for a trial on one machine only (docs/security.md).",
+        file=sys.stderr,
+    )
+    if (bind.hostname or "") not in {"127.0.0.1", "localhost", "::1"} and env.get(
+        "OPENBIS_HUB_ALLOW_LOCAL_SPAWNER_ON_NETWORK", ""
+    ).lower() != "true":
+        fail(
+            f"OPENBIS_HUB_SPAWNER=local refuses to listen on {c.JupyterHub.bind_url}: users would share one OS"
+            " account. Bind to 127.0.0.1, use the docker spawner, or set"
+            " OPENBIS_HUB_ALLOW_LOCAL_SPAWNER_ON_NETWORK=true if you accept that."
+        )
     c.JupyterHub.spawner_class = "jupyterhub.spawner.SimpleLocalProcessSpawner"
     c.SimpleLocalProcessSpawner.home_dir_template = str(state_dir / "users" / "{username}")
     c.Spawner.cmd = [sys.executable, "-m", "jupyterhub.singleuser"]

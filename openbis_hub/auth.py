@@ -5,8 +5,9 @@ that link logs the user in with no page in between and then follows ``next``.
 The login form takes an openBIS user name and password, or a token.
 
 The hub user name is the ``userName`` openBIS reports for the token, never
-text parsed out of the token.  The token is kept, encrypted, in auth_state and
-handed to the user's server as ``OPENBIS_TOKEN``.
+text parsed out of the token.  The token is kept, encrypted, in auth_state:
+the one source the user's server reads its openBIS token from (with its own
+hub token, which may read its owner's auth_state and nothing else).
 """
 
 from __future__ import annotations
@@ -17,15 +18,29 @@ from urllib.parse import urlsplit
 from jupyterhub.apihandlers.base import APIHandler
 from jupyterhub.auth import Authenticator
 from jupyterhub.handlers.login import LoginHandler
-from jupyterhub.scopes import needs_scope
 from jupyterhub.utils import url_path_join
 from tornado import web
 from traitlets import Bool, Float, Integer, Unicode, default, validate
 
 from .errors import InvalidToken, OpenBISError
-from .openbis import OpenBISClient
+from .openbis import OpenBISClient, is_personal_access_token
 
 TOKEN_FIELDS = ("token", "session")  # "session" is what jupyter-openbis-authenticator's form used
+
+#: the custom scope that lets the launch service log users in with their openBIS token
+SYNC_SCOPE = "custom:openbis-hub:sync"
+
+
+class OpenBISLoginRefused(web.HTTPError):
+    """openBIS refused the login (403 for pages) or could not be asked.
+
+    ``openbis_status`` is what the API answers: 401 for a token or password
+    openBIS refused, 502 when openBIS is down or answered nonsense.
+    """
+
+    def __init__(self, openbis_status: int, message: str):
+        super().__init__(403 if openbis_status == 401 else 503, message)
+        self.openbis_status = openbis_status
 
 
 class OpenBISLoginHandler(LoginHandler):
@@ -97,18 +112,30 @@ class OpenBISSyncUserHandler(APIHandler):
     """``POST /hub/api/openbis/users`` ``{"token": <openBIS token>}``.
 
     Runs the whole login pipeline for the token's owner without a browser:
-    the user is created if needed (allowed/blocked users apply) and the fresh
-    token replaces the one in auth_state.  The launch service calls this, so
-    a server it starts gets the user's current token.
+    the token is checked with openBIS (the one check of an ELN click), the
+    user is created if needed (allowed/blocked users apply) and the fresh
+    token replaces the one in auth_state, where the user's server reads it.
+
+    Needs the custom scope ``custom:openbis-hub:sync`` (the launch service
+    holds it): 401 for a token openBIS refused, 403 for a user this hub does
+    not allow, 502 when openBIS is down.
     """
 
-    @needs_scope("admin:users")
     async def post(self):
+        # needs_scope() cannot be used: it checks names at import, before the
+        # hub has registered its custom scopes from the configuration
+        if self.current_user is None:
+            raise web.HTTPError(403, "Missing or invalid credentials.")
+        if SYNC_SCOPE not in self.expanded_scopes:
+            raise web.HTTPError(403, f"Action is not authorized with current scopes; requires {SYNC_SCOPE}")
         model = self.get_json_body() or {}
         token = model.get("token") if isinstance(model, dict) else None
         if not isinstance(token, str) or not token:
             raise web.HTTPError(400, "Body must be JSON with an openBIS 'token'.")
-        authenticated = await self.authenticate({"token": token})
+        try:
+            authenticated = await self.authenticate({"token": token})
+        except OpenBISLoginRefused as e:
+            raise web.HTTPError(e.openbis_status, e.log_message) from None
         if not authenticated:
             raise web.HTTPError(403, "This openBIS user may not use this hub.")
         created = self.find_user(authenticated["name"]) is None
@@ -294,22 +321,26 @@ class OpenBISAuthenticator(Authenticator):
             info = await self.openbis.session_information(token)
         except OpenBISError as e:
             self.log.warning("openBIS login refused: %s", e.message)
-            raise web.HTTPError(403 if e.status == 401 else 503, e.message) from None
+            raise OpenBISLoginRefused(401 if e.status == 401 else 502, e.message) from None
+        notebook_token = token
+        if self.create_personal_access_token and not info.personal_access_token:
+            notebook_token = await self._notebook_pat(handler, token, info.user_id) or token
         auth_state = {
             "openbis_url": self.openbis_url,
             "openbis_user": info.user_id,
             "openbis_token": token,
             "personal_access_token": info.personal_access_token,
+            # what the user's server gives pybis: the personal access token
+            # in PAT mode, else the token the user logged in with
+            "notebook_token": notebook_token,
         }
-        if self.create_personal_access_token and not info.personal_access_token:
-            auth_state["notebook_token"] = await self._notebook_pat(handler, token, info.user_id)
         return {"name": info.user_id, "auth_state": auth_state}
 
     async def _notebook_pat(self, handler, session_token: str, user_id: str) -> str | None:
         """A personal access token for the notebook: the stored one if still valid, else a new one."""
         user = handler.find_user(self.normalize_username(user_id)) if handler is not None else None
         old = (await user.get_auth_state() or {}).get("notebook_token") if user else None
-        if old:
+        if old and is_personal_access_token(old):
             try:
                 await self.openbis.session_information(old)
                 return old
@@ -343,11 +374,10 @@ class OpenBISAuthenticator(Authenticator):
         return True
 
     async def pre_spawn_start(self, user, spawner):
-        """Hand the openBIS URL and the user's token to the server's environment."""
+        """Tell the server where openBIS is.
+
+        The token itself is not put into the environment: the server reads
+        it from auth_state through the Hub API as it starts, and again when
+        the launch service says a new one has arrived, so there is one path.
+        """
         spawner.environment["OPENBIS_URL"] = self.openbis_url
-        auth_state = await user.get_auth_state()
-        if auth_state:
-            token = auth_state.get("notebook_token") or auth_state.get("openbis_token")
-            if token:
-                spawner.environment["OPENBIS_TOKEN"] = token
-            spawner.environment["OPENBIS_USER"] = auth_state.get("openbis_user", user.name)

@@ -6,13 +6,21 @@ the single-user extension.  It knows no JupyterHub.
 openBIS answers errors with HTTP 200 and a JSON-RPC ``error`` whose message
 often contains the token itself; every error raised here carries a message of
 our own, so no token ever reaches a log line or an HTTP answer.
+
+Nothing openBIS answers is trusted: an answer is read in chunks and dropped
+once it is larger than ``max_answer_bytes``, a whole call (connect, send and
+read) has to finish within ``timeout`` seconds, errors of any shape map to a
+typed error, and a user name is only accepted if it is safe to use as a
+JupyterHub user name and a directory name (:func:`valid_user_name`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import logging
+import re
 import ssl
 import time
 from dataclasses import dataclass
@@ -32,6 +40,10 @@ from .errors import (
 AS_V3_PATH = "/openbis/openbis/rmi-application-server-v3.json"
 PAT_PREFIX = "$pat-"
 MAX_TOKEN_LENGTH = 1024
+MAX_USER_NAME_LENGTH = 255
+MAX_ANSWER_BYTES = 16 * 1024 * 1024
+# what an exception type name from openBIS may look like to be repeated in a message of ours
+_JAVA_CLASS_NAME = re.compile(r"[A-Za-z_$][\w$]*(?:\.[A-Za-z_$][\w$]*)*")
 
 log = logging.getLogger("openbis_hub.openbis")
 
@@ -48,6 +60,25 @@ class SessionInfo:
 def looks_like_token(token: str | None) -> bool:
     """Cheap local sanity check before asking openBIS: non-empty, short, printable."""
     return bool(token) and len(token) <= MAX_TOKEN_LENGTH and token.isprintable() and " " not in token
+
+
+def valid_user_name(name: object) -> bool:
+    """True if ``name`` is safe to use as a user name: for JupyterHub, in paths and in log lines.
+
+    That is a non-empty string of at most 255 printable characters without
+    leading or trailing whitespace, without ``/`` or ``\\``, and not ``.``, ``..``
+    or anything containing ``..``.
+    """
+    return (
+        isinstance(name, str)
+        and 0 < len(name) <= MAX_USER_NAME_LENGTH
+        and name.isprintable()
+        and name == name.strip()
+        and "/" not in name
+        and "\\" not in name
+        and ".." not in name
+        and name != "."
+    )
 
 
 def is_personal_access_token(token: str) -> bool:
@@ -74,8 +105,32 @@ def _error_for(message: str, exception_type: str) -> InvalidToken | UnexpectedAn
         or "not logged in" in message
     ):
         return InvalidToken("The openBIS token is not valid (unknown, logged out or malformed).")
-    # openBIS puts the token into many of its messages: never repeat them.
-    return UnexpectedAnswer(f"openBIS refused the request ({exception_type.rsplit('.', 1)[-1] or 'error'}).")
+    # openBIS puts the token into many of its messages: never repeat them, and
+    # repeat the exception type only if it looks like a Java class name.
+    simple_name = exception_type.rsplit(".", 1)[-1]
+    if len(exception_type) > 200 or not _JAVA_CLASS_NAME.fullmatch(exception_type):
+        simple_name = "error"
+    return UnexpectedAnswer(f"openBIS refused the request ({simple_name}).")
+
+
+def _error_from(error: object, method: str) -> InvalidToken | UnexpectedAnswer:
+    """Map a JSON-RPC ``error`` of any shape to a typed error with a message of our own.
+
+    openBIS sends ``{"message": ..., "data": {"exceptionTypeName": ...}}``; a bare
+    string is read as the message, anything else (a list, a number, ...) is an
+    answer of an unknown form.
+    """
+    if isinstance(error, str):
+        return _error_for(error, "")
+    if not isinstance(error, dict):
+        return UnexpectedAnswer(f"openBIS answered {method} with an error of an unknown form.")
+    message = error.get("message")
+    data = error.get("data")
+    exception_type = data.get("exceptionTypeName") if isinstance(data, dict) else None
+    return _error_for(
+        message if isinstance(message, str) else "",
+        exception_type if isinstance(exception_type, str) else "",
+    )
 
 
 class OpenBISClient:
@@ -86,7 +141,9 @@ class OpenBISClient:
     Validated tokens are remembered for ``cache_ttl`` seconds, so a burst of
     requests with one token costs openBIS one call; a refused token is
     remembered for ``failure_ttl`` seconds only, and an unreachable openBIS
-    is never remembered.
+    is never remembered.  A call, including reading the answer, has to
+    finish within ``timeout`` seconds, and an answer larger than
+    ``max_answer_bytes`` is refused.
     """
 
     def __init__(
@@ -98,6 +155,7 @@ class OpenBISClient:
         timeout: float = 10.0,
         cache_ttl: float = 60.0,
         failure_ttl: float = 2.0,
+        max_answer_bytes: int = MAX_ANSWER_BYTES,
         transport: httpx.AsyncBaseTransport | None = None,
     ):
         if not url or urlsplit(url).scheme not in {"http", "https"}:
@@ -106,6 +164,7 @@ class OpenBISClient:
         self.timeout = timeout
         self.cache_ttl = cache_ttl
         self.failure_ttl = failure_ttl
+        self.max_answer_bytes = max_answer_bytes
         verify_arg: bool | ssl.SSLContext = verify
         if verify and ca_bundle:
             verify_arg = ssl.create_default_context(cafile=ca_bundle)
@@ -113,7 +172,8 @@ class OpenBISClient:
             verify=verify_arg, timeout=timeout, transport=transport, follow_redirects=False
         )
         self._cache: dict[str, tuple[float, SessionInfo | InvalidToken]] = {}
-        self._in_flight: dict[str, asyncio.Future] = {}
+        self._in_flight: dict[str, asyncio.Task] = {}
+        self._tasks: set[asyncio.Task] = set()  # every shared token check still running
         self.calls = 0  # JSON-RPC calls made, for benchmarks and diagnostics
 
     @property
@@ -121,6 +181,10 @@ class OpenBISClient:
         return urlsplit(self.url).hostname or ""
 
     async def aclose(self) -> None:
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
         await self._http.aclose()
 
     async def __aenter__(self) -> OpenBISClient:
@@ -134,31 +198,57 @@ class OpenBISClient:
         self.calls += 1
         body = {"method": method, "params": list(params), "id": "1", "jsonrpc": "2.0"}
         try:
-            response = await self._http.post(self.url + AS_V3_PATH, json=body)
-        except httpx.TimeoutException:
+            # httpx's timeout applies to each read; this one to the whole call
+            content = await asyncio.wait_for(self._post(method, body), self.timeout)
+        except (asyncio.TimeoutError, httpx.TimeoutException):
             raise OpenBISUnreachable(
                 f"openBIS is unreachable: {self.url} did not answer within {self.timeout:g} s."
             ) from None
+        except httpx.DecodingError:
+            raise UnexpectedAnswer(f"openBIS answered {method} with an answer that cannot be decoded.") from None
         except httpx.HTTPError as e:
             reason = "TLS certificate not trusted" if "CERTIFICATE" in str(e).upper() else type(e).__name__
             raise OpenBISUnreachable(f"openBIS is unreachable at {self.url} ({reason}).") from None
-        if response.status_code != 200:
-            raise UnexpectedAnswer(
-                f"openBIS answered {method} with HTTP {response.status_code}; is {self.url} an openBIS server?"
-            )
         try:
-            answer = response.json()
-        except ValueError:
+            answer = json.loads(content)
+        except (ValueError, RecursionError):
             raise UnexpectedAnswer(f"openBIS answered {method} with something that is not JSON.") from None
         if not isinstance(answer, dict):
             raise UnexpectedAnswer(f"openBIS answered {method} with an unexpected JSON value.")
-        if "error" in answer:
-            error = answer["error"] or {}
-            data = error.get("data") or {}
-            raise _error_for(str(error.get("message") or ""), str(data.get("exceptionTypeName") or ""))
+        # JSON-RPC 1.0 servers send "error": null next to a result
+        if "error" in answer and not (answer["error"] is None and "result" in answer):
+            error = _error_from(answer["error"], method)
+            repeated = any(isinstance(p, str) and p and p in error.message for p in params)
+            if isinstance(error, UnexpectedAnswer) and repeated:
+                error = UnexpectedAnswer(f"openBIS refused {method}.")  # never repeat a token
+            raise error
         if "result" not in answer:
             raise UnexpectedAnswer(f"openBIS answered {method} with neither result nor error.")
         return answer["result"]
+
+    async def _post(self, method: str, body: dict) -> bytes:
+        """POST ``body`` and read the answer, refusing one larger than ``max_answer_bytes``."""
+        too_large = UnexpectedAnswer(
+            f"openBIS answered {method} with more than {self.max_answer_bytes} bytes; refused."
+        )
+        # ask for no compression, so the bytes counted are the bytes kept
+        headers = {"Accept-Encoding": "identity"}
+        async with self._http.stream("POST", self.url + AS_V3_PATH, json=body, headers=headers) as response:
+            if response.status_code != 200:
+                raise UnexpectedAnswer(
+                    f"openBIS answered {method} with HTTP {response.status_code}; is {self.url} an openBIS server?"
+                )
+            length = response.headers.get("Content-Length", "")
+            if length.isdigit() and int(length) > self.max_answer_bytes:
+                raise too_large
+            chunks: list[bytes] = []
+            size = 0
+            async for chunk in response.aiter_bytes():
+                size += len(chunk)
+                if size > self.max_answer_bytes:
+                    raise too_large
+                chunks.append(chunk)
+        return b"".join(chunks)
 
     async def login(self, user: str, password: str) -> str:
         """Log in with user name and password; returns a new session token."""
@@ -167,7 +257,7 @@ class OpenBISClient:
         token = await self.call("login", user, password)
         if not token:
             raise LoginFailed("openBIS did not accept this user name and password.")
-        if not isinstance(token, str):
+        if not isinstance(token, str) or not looks_like_token(token):
             raise UnexpectedAnswer("openBIS answered login with something that is not a token.")
         return token
 
@@ -179,7 +269,10 @@ class OpenBISClient:
         """True if openBIS knows the token; does not extend the session."""
         if not looks_like_token(token):
             return False
-        return bool(await self.call("isSessionActive", token))
+        active = await self.call("isSessionActive", token)
+        if not isinstance(active, bool):
+            raise UnexpectedAnswer("openBIS answered isSessionActive with something that is not true or false.")
+        return active
 
     async def server_information(self, token: str) -> dict:
         info = await self.call("getServerInformation", token)
@@ -191,48 +284,60 @@ class OpenBISClient:
         """Validate ``token`` and return who owns it (``getSessionInformation``).
 
         The owner is what openBIS says, never what the token string claims.
-        Concurrent calls for the same token share one request to openBIS.
+        Concurrent calls for the same token share one request to openBIS; it
+        runs as a task of its own, so a caller that is cancelled cancels only
+        its own wait, never the request the others wait for.
         """
         if not looks_like_token(token):
             raise InvalidToken("The openBIS token is missing or malformed.")
         key = token_key(token)
+        task = None
         if use_cache:
             cached = self._cache.get(key)
             if cached and cached[0] > time.monotonic():
                 if isinstance(cached[1], InvalidToken):
                     raise cached[1]
                 return cached[1]
-            if key in self._in_flight:
-                return await asyncio.shield(self._in_flight[key])
-        future = asyncio.get_running_loop().create_future()
-        self._in_flight[key] = future
+            task = self._in_flight.get(key)
+        if task is None:
+            task = asyncio.create_task(self._check_session(token, key))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+            # mark an exception retrieved even if every caller was cancelled meanwhile
+            task.add_done_callback(lambda t: t.cancelled() or t.exception())
+            self._in_flight[key] = task
+        return await asyncio.shield(task)
+
+    async def _check_session(self, token: str, key: str) -> SessionInfo:
+        """Ask openBIS about ``token`` and remember the answer (the task shared by concurrent callers)."""
         try:
             info = await self._ask_session_information(token)
         except InvalidToken as e:
             self._cache[key] = (time.monotonic() + self.failure_ttl, e)
-            future.set_exception(e)
-            future.exception()  # mark retrieved: nobody else may be waiting
-            raise
-        except BaseException as e:
-            future.set_exception(e if isinstance(e, Exception) else asyncio.CancelledError())
-            future.exception()
             raise
         else:
             self._cache[key] = (time.monotonic() + self.cache_ttl, info)
-            future.set_result(info)
             return info
         finally:
-            self._in_flight.pop(key, None)
+            if self._in_flight.get(key) is asyncio.current_task():
+                del self._in_flight[key]
             self._prune_cache()
 
     async def _ask_session_information(self, token: str) -> SessionInfo:
         result = await self.call("getSessionInformation", token)
-        if not isinstance(result, dict) or not isinstance(result.get("userName"), str):
+        if not isinstance(result, dict) or "userName" not in result:
             raise UnexpectedAnswer("openBIS answered getSessionInformation without a userName.")
+        user_name = result["userName"]
+        if not valid_user_name(user_name):
+            shown = ""
+            if isinstance(user_name, str) and user_name.isprintable() and token not in user_name:
+                shown = f" ({user_name[:40]!r}{'...' if len(user_name) > 40 else ''})"
+            raise UnexpectedAnswer(f"openBIS reported a user name that cannot be used{shown}.")
+        session_name = result.get("personalAccessTokenSessionName")
         return SessionInfo(
-            user_id=result["userName"],
-            personal_access_token=bool(result.get("personalAccessTokenSession")),
-            pat_session_name=result.get("personalAccessTokenSessionName"),
+            user_id=user_name,
+            personal_access_token=result.get("personalAccessTokenSession") is True,
+            pat_session_name=session_name if isinstance(session_name, str) else None,
         )
 
     def forget(self, token: str) -> None:
@@ -260,6 +365,6 @@ class OpenBISClient:
             pat = result[0]["permId"]
         except (TypeError, KeyError, IndexError):
             raise UnexpectedAnswer("openBIS answered createPersonalAccessTokens without a token.") from None
-        if not isinstance(pat, str) or not is_personal_access_token(pat):
+        if not isinstance(pat, str) or not is_personal_access_token(pat) or not looks_like_token(pat):
             raise UnexpectedAnswer("openBIS created a personal access token of an unknown form.")
         return pat

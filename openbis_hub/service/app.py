@@ -14,14 +14,13 @@ import signal
 from urllib.parse import urlsplit
 
 from tornado import httpserver, web
-from traitlets import Float, Integer, List, Unicode, default
+from traitlets import Bool, Float, Integer, List, Unicode, default
 from traitlets.config import Application
 
 from .._version import __version__
-from ..hub_api import HubAPI
-from ..openbis import OpenBISClient
 from . import handlers
-from .launch import Launcher
+from .hub import HubAPI
+from .launch import Launcher, RefusedTokens
 
 
 def _origin(url: str) -> str:
@@ -30,6 +29,14 @@ def _origin(url: str) -> str:
 
 
 class OpenBISService(Application):
+    """The launch service the openBIS ELN and other applications call.
+
+    It holds the hub token of the service ``openbis`` and uses it for the
+    Hub API only; users' servers get tokens of their own users (see
+    ``user_token_lifetime``).  It never talks to openBIS itself: the hub
+    checks each new token once and keeps it in the user's auth_state.
+    """
+
     name = "openbis-hub-service"
     description = "Launch notebooks for the openBIS ELN through JupyterHub."
     version = __version__
@@ -43,21 +50,15 @@ class OpenBISService(Application):
 
     openbis_url = Unicode(
         config=True,
-        help="URL of the openBIS server whose tokens this service accepts. Defaults to $OPENBIS_URL.",
+        help="""
+        URL of the openBIS server, whose origin is the default of
+        ``eln_origins``.  Tokens are checked by the hub, not here.  Defaults to $OPENBIS_URL.
+        """,
     )
 
     @default("openbis_url")
     def _openbis_url_default(self):
         return os.environ.get("OPENBIS_URL", "")
-
-    openbis_ca_bundle = Unicode(
-        config=True,
-        help="CA bundle (PEM) to verify openBIS's certificate. Defaults to $OPENBIS_CA_BUNDLE; empty: system CAs.",
-    )
-
-    @default("openbis_ca_bundle")
-    def _openbis_ca_bundle_default(self):
-        return os.environ.get("OPENBIS_CA_BUNDLE", "")
 
     openbis_timeout = Float(
         config=True,
@@ -68,10 +69,59 @@ class OpenBISService(Application):
     def _openbis_timeout_default(self):
         return float(os.environ.get("OPENBIS_HUB_OPENBIS_TIMEOUT", 10))
 
-    token_cache_ttl = Float(
+    token_memory_seconds = Float(
         60,
         config=True,
-        help="Seconds a token openBIS accepted is trusted without asking again (0: ask every time).",
+        help="""
+        Seconds a token the hub accepted is trusted again without asking,
+        so the ELN's second request of a click (and a burst of API calls)
+        costs openBIS nothing.  0 asks the hub on every request.
+        """,
+    )
+
+    refused_token_seconds = Float(
+        60,
+        config=True,
+        help="""
+        Seconds a refused token is refused again from memory, and the window
+        in which ``refused_token_limit`` refusals from one address make it
+        wait (429) without asking openBIS.
+        """,
+    )
+
+    refused_token_limit = Integer(
+        20,
+        config=True,
+        help="Refused tokens from one client address within ``refused_token_seconds`` before it gets 429.",
+    )
+
+    user_token_lifetime = Integer(
+        600,
+        config=True,
+        help="""
+        Seconds a token the service mints for a user's server lives.  Each is
+        owned by that user and holds only ``access:servers!user=<name>``, so a
+        user who captures it in their own server gains nothing.  It is reused
+        until a fifth of its lifetime is left.
+        """,
+    )
+
+    trusted_proxies = List(
+        Unicode(),
+        ["127.0.0.1", "::1"],
+        config=True,
+        help="""
+        Peer addresses whose ``X-Forwarded-For`` / ``X-Real-Ip`` headers are
+        believed (the hub's proxy).  From anyone else these headers are
+        ignored, so a client cannot pose as another address to escape
+        ``refused_token_limit``.
+        """,
+    )
+
+    body_timeout = Float(
+        60,
+        config=True,
+        help="Seconds a client may take to send a request body before the connection is closed.",
     )
 
     eln_origins = List(
@@ -100,11 +150,11 @@ class OpenBISService(Application):
     def _max_body_size_default(self):
         return int(os.environ.get("OPENBIS_HUB_MAX_BODY_SIZE", 16 * 1024 * 1024))
 
-    overwrite = Unicode(
+    overwrite = Bool(
         config=True,
         help="""
-        'true': a notebook written under an existing name replaces the file
-        (as the old ELN-Jupyter webservice did).  Default 'false': the new
+        True: a notebook written under an existing name replaces the file
+        (as the old ELN-Jupyter webservice did).  Default False: the new
         notebook gets a free name (``name 2.ipynb``, ...) and nothing is
         ever overwritten.  Env: $OPENBIS_HUB_OVERWRITE.
         """,
@@ -112,7 +162,7 @@ class OpenBISService(Application):
 
     @default("overwrite")
     def _overwrite_default(self):
-        return os.environ.get("OPENBIS_HUB_OVERWRITE", "false")
+        return os.environ.get("OPENBIS_HUB_OVERWRITE", "false").strip().lower() in {"1", "true", "yes"}
 
     spawn_timeout = Float(
         config=True,
@@ -176,18 +226,19 @@ class OpenBISService(Application):
     ip = Unicode("127.0.0.1", config=True, help="Address to listen on (the proxy forwards to it).")
 
     def make_app(self) -> web.Application:
-        self.openbis = OpenBISClient(
-            self.openbis_url,
-            ca_bundle=self.openbis_ca_bundle or None,
-            timeout=self.openbis_timeout,
-            cache_ttl=self.token_cache_ttl,
+        self.hub = HubAPI(
+            self.hub_api_url,
+            self.api_token,
+            self.proxy_url,
+            timeout=self.openbis_timeout + 20,
+            user_token_lifetime=self.user_token_lifetime,
         )
-        self.hub = HubAPI(self.hub_api_url, self.api_token, self.proxy_url)
         launcher = Launcher(
-            self.openbis,
             self.hub,
             spawn_timeout=self.spawn_timeout,
-            overwrite=self.overwrite.lower() in {"1", "true", "yes"},
+            overwrite=self.overwrite,
+            token_memory_seconds=self.token_memory_seconds,
+            refused=RefusedTokens(ttl=self.refused_token_seconds, limit=self.refused_token_limit),
         )
         prefix = self.service_prefix.rstrip("/")
         routes = [
@@ -202,6 +253,7 @@ class OpenBISService(Application):
             routes,
             launcher=launcher,
             eln_origins=set(self.eln_origins),
+            trusted_proxies=set(self.trusted_proxies),
             max_body_size=self.max_body_size,
             public_url=self.public_url,
             service_prefix=self.service_prefix,
@@ -211,14 +263,18 @@ class OpenBISService(Application):
     def _log_request(self, handler: web.RequestHandler) -> None:
         status = handler.get_status()
         level = logging.INFO if status < 400 else logging.WARNING
-        self.log.log(level, "%d %s %.1fms", status, handler._request_summary(), 1000 * handler.request.request_time())
+        self.log.log(level, "%d %s %.1fms", status, handler.request_summary(), 1000 * handler.request.request_time())
 
     async def serve(self) -> None:
         if not self.openbis_url:
             self.log.critical("OPENBIS_URL is not set: the service cannot check tokens.")
             raise SystemExit(1)
         app = self.make_app()
-        server = httpserver.HTTPServer(app, xheaders=True, max_body_size=self.max_body_size + (1 << 20))
+        # xheaders off: the client's address comes from the proxy's headers only
+        # when the peer is a trusted proxy (handlers.BaseHandler.client_address)
+        server = httpserver.HTTPServer(
+            app, xheaders=False, max_body_size=self.max_body_size + (1 << 20), body_timeout=self.body_timeout
+        )
         server.listen(self.port, self.ip)
         self.log.info("openBIS launch service at http://%s:%s%s", self.ip, self.port, self.service_prefix)
         stop = asyncio.Event()
@@ -228,7 +284,6 @@ class OpenBISService(Application):
         await stop.wait()
         server.stop()
         await self.hub.aclose()
-        await self.openbis.aclose()
 
     def start(self):
         asyncio.run(self.serve())

@@ -5,7 +5,7 @@ from __future__ import annotations
 from urllib.parse import quote
 
 from ..errors import HubAPIError
-from ..hub_api import HubAPI
+from .hub import HubAPI
 
 
 def _api(path: str) -> str:
@@ -42,9 +42,15 @@ async def save(hub: HubAPI, user: str, path: str, content, *, kind: str = "noteb
     return response.json()
 
 
-async def get(hub: HubAPI, user: str, path: str) -> dict | None:
-    """The contents model with content, or None if there is no such file."""
-    response = await hub.server_request(user, "GET", _api(path), params={"content": "1"})
+async def get(hub: HubAPI, user: str, path: str, *, fmt: str | None = None) -> dict | None:
+    """The contents model with content, or None if there is no such file.
+
+    ``fmt="text"`` reads any file as text (type ``file``).
+    """
+    params = {"content": "1"}
+    if fmt:
+        params.update({"format": fmt, "type": "file"})
+    response = await hub.server_request(user, "GET", _api(path), params=params)
     return None if response.status_code == 404 else response.json()
 
 

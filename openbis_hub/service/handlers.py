@@ -2,10 +2,16 @@
 
 Every answer is JSON; errors are ``{"status": ..., "message": ...}`` and never
 carry a token or a traceback.
+
+Every request is refused before any work if it should be: a browser request
+from a page that is not an allowed ELN origin gets 403, a bad token 401 (or
+429 after many), all before a byte of the body is read.
 """
 
 from __future__ import annotations
 
+import ast
+import asyncio
 import json
 import logging
 import sys
@@ -18,21 +24,45 @@ from ..errors import BadRequest, OpenBISHubError, PayloadTooLarge, Unauthorized
 from . import contents
 from .openapi import openapi_document
 from .paths import clean_folder, clean_notebook_name, join
-from .template import eln_notebook
+from .template import MAX_DATASETS, eln_notebook, validate_request
 
 log = logging.getLogger("openbis_hub.service")
+
+MAX_JSON_DEPTH = 64
+EXPORT_MARKER = "# Exported by openbis-hub from "
+
+
+class Forbidden(OpenBISHubError):
+    status = 403
+
+
+class Conflict(OpenBISHubError):
+    status = 409
 
 
 class BaseHandler(web.RequestHandler):
     """JSON errors, CORS for the ELN's origins, no query strings in logs."""
 
+    #: whether requests must carry an openBIS token (checked in ``prepare``)
+    needs_token = True
+
     @property
     def launcher(self):
         return self.settings["launcher"]
 
-    def _request_summary(self) -> str:
+    def request_summary(self) -> str:
         # the ELN puts the openBIS token in the query string: never log it
-        return f"{self.request.method} {self.request.path} ({self.request.remote_ip})"
+        return f"{self.request.method} {self.request.path} ({self.client_address})"
+
+    @property
+    def client_address(self) -> str:
+        """The browser's address: the proxy's ``X-Forwarded-For`` only when the peer is a trusted proxy."""
+        peer = self.request.remote_ip or ""
+        if peer in self.settings["trusted_proxies"]:
+            forwarded = self.request.headers.get("X-Forwarded-For", "").split(",")[-1].strip()
+            real = self.request.headers.get("X-Real-Ip", "").strip()
+            return forwarded or real or peer
+        return peer
 
     def set_default_headers(self):
         self.set_header("Content-Type", "application/json; charset=UTF-8")
@@ -42,6 +72,31 @@ class BaseHandler(web.RequestHandler):
             self.set_header("Access-Control-Allow-Origin", origin)
             self.set_header("Access-Control-Allow-Credentials", "true")
         self.add_header("Vary", "Origin")
+
+    def check_origin(self) -> None:
+        """A browser request from a page that is not an allowed ELN: 403 at once."""
+        origin = self.request.headers.get("Origin")
+        if origin is not None and origin not in self.settings["eln_origins"]:
+            raise Forbidden(
+                f"This page ({origin[:100]}) may not use the openBIS notebook service."
+                " The administrator can allow it in OPENBIS_HUB_ELN_ORIGINS."
+            )
+
+    def openbis_token(self) -> str:
+        """The openBIS token of the request (``Authorization: Bearer <token>``)."""
+        header = self.request.headers.get("Authorization", "")
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() not in {"bearer", "token"} or not token.strip():
+            error = Unauthorized("No auth information found")
+            error.extra = {"error": "unauthorized"}
+            raise error
+        return token.strip()
+
+    async def prepare(self):
+        self.check_origin()
+        if self.request.method == "OPTIONS" or not self.needs_token:
+            return
+        self.user = await self.launcher.identify(self.openbis_token(), self.client_address)
 
     def options(self, *args):
         """CORS preflight."""
@@ -55,9 +110,12 @@ class BaseHandler(web.RequestHandler):
         pass  # no cookies are used: the openBIS token authenticates every request
 
     def write_error(self, status_code, **kwargs):
+        """The one place errors become answers: ``{"status", "message"}``, never a traceback."""
         exc = kwargs.get("exc_info", (None, None, None))[1]
         if isinstance(exc, OpenBISHubError):
             message = exc.message
+            for name, value in getattr(exc, "headers", {}).items():
+                self.set_header(name, value)
         elif isinstance(exc, web.HTTPError) and exc.log_message:
             message = exc.log_message % exc.args if exc.args else exc.log_message
         elif status_code >= 500:
@@ -67,8 +125,9 @@ class BaseHandler(web.RequestHandler):
         self.finish({"status": status_code, "message": message, **getattr(exc, "extra", {})})
 
     def _handle_request_exception(self, e):
+        # tornado's hook for exceptions raised by handlers; our errors are expected, not logged as crashes
         if isinstance(e, OpenBISHubError):
-            log.warning("%s -> %s %s", self._request_summary(), e.status, e.message)
+            log.warning("%s -> %s %s", self.request_summary(), e.status, e.message)
             if not self._finished:
                 self.send_error(e.status, exc_info=sys.exc_info())
             return
@@ -76,27 +135,9 @@ class BaseHandler(web.RequestHandler):
 
     def log_exception(self, typ, value, tb):
         if isinstance(value, web.HTTPError):
-            log.warning("%s -> %s", self._request_summary(), value.status_code)
+            log.warning("%s -> %s", self.request_summary(), value.status_code)
         else:
-            log.error("Uncaught error in %s", self._request_summary(), exc_info=(typ, value, tb))
-
-    def bearer_token(self) -> str:
-        header = self.request.headers.get("Authorization", "")
-        scheme, _, token = header.partition(" ")
-        if scheme.lower() not in {"bearer", "token"} or not token.strip():
-            error = Unauthorized("No auth information found")
-            error.extra = {"error": "unauthorized"}
-            raise error
-        return token.strip()
-
-    def json_body(self) -> dict:
-        try:
-            body = json.loads(self.request.body or b"null")
-        except ValueError:
-            raise BadRequest("The body is not valid JSON.") from None
-        if not isinstance(body, dict):
-            raise BadRequest("The body must be a JSON object.")
-        return body
+            log.error("Uncaught error in %s", self.request_summary(), exc_info=(typ, value, tb))
 
     def notebook_link(self, user: str, path: str) -> str:
         base = self.settings["public_url"] or f"{self.request.protocol}://{self.request.host}"
@@ -105,9 +146,10 @@ class BaseHandler(web.RequestHandler):
 
 @web.stream_request_body
 class StreamedBodyHandler(BaseHandler):
-    """Reads at most ``max_body_size`` bytes of the body; a larger one is answered 413."""
+    """Reads the body only after ``prepare`` accepted the request; at most ``max_body_size`` bytes."""
 
-    def prepare(self):
+    async def prepare(self):
+        await super().prepare()  # origin and token first: a refused request reads no body
         self.request.connection.set_max_body_size(1 << 40)  # counted here instead
         self._chunks: list[bytes] = []
         self._size = 0
@@ -124,21 +166,76 @@ class StreamedBodyHandler(BaseHandler):
             raise PayloadTooLarge(f"The body is larger than {limit:g} MiB.")
         return b"".join(self._chunks)
 
-    def json_body(self) -> dict:
-        self.request.body = self.body
-        return super().json_body()
+    async def json_body(self) -> dict:
+        """The body as a JSON object, parsed off the event loop."""
+        body = self.body
+        return await asyncio.get_running_loop().run_in_executor(None, parse_json_object, body)
 
 
-def _parse_notebook(body: bytes) -> dict:
+def _too_deep(value, limit: int = MAX_JSON_DEPTH) -> bool:
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > limit:
+            return True
+        if isinstance(item, dict):
+            stack.extend((v, depth + 1) for v in item.values())
+        elif isinstance(item, list):
+            stack.extend((v, depth + 1) for v in item)
+    return False
+
+
+def parse_json_object(body: bytes) -> dict:
     try:
-        notebook = nbformat.reads(body.decode("utf-8"), as_version=4)
-        nbformat.validate(notebook)
+        value = json.loads(body or b"null")
+    except RecursionError:
+        raise BadRequest(f"The JSON body is nested too deeply ({MAX_JSON_DEPTH} levels at most).") from None
+    except ValueError:
+        raise BadRequest("The body is not valid JSON.") from None
+    if not isinstance(value, dict):
+        raise BadRequest("The body must be a JSON object.")
+    if _too_deep(value):
+        raise BadRequest(f"The JSON body is nested too deeply ({MAX_JSON_DEPTH} levels at most).")
+    return value
+
+
+def parse_notebook(body: bytes) -> dict:
+    """A valid nbformat 4 notebook from ``body``, or BadRequest saying why not."""
+    try:
+        text = body.decode("utf-8")
     except UnicodeDecodeError:
         raise BadRequest("The body is not UTF-8 text.") from None
+    try:
+        raw = json.loads(text)
+    except RecursionError:
+        raise BadRequest(f"The notebook is nested too deeply ({MAX_JSON_DEPTH} levels at most).") from None
+    except ValueError:
+        raise BadRequest("The body is not a valid Jupyter notebook: it is not JSON.") from None
+    if _too_deep(raw):
+        raise BadRequest(f"The notebook is nested too deeply ({MAX_JSON_DEPTH} levels at most).")
+    try:
+        notebook = nbformat.from_dict(raw)
+        notebook = nbformat.convert(notebook, 4) if notebook.get("nbformat") != 4 else notebook
+        nbformat.validate(notebook)
     except Exception as e:  # nbformat raises several kinds
-        reason = getattr(e, "message", None) or str(e).splitlines()[0][:200]
+        reason = getattr(e, "message", None) or (str(e).splitlines() or ["invalid"])[0][:200]
         raise BadRequest(f"The body is not a valid Jupyter notebook: {reason}") from None
     return notebook
+
+
+def claimed_file_name(notebook: dict) -> str | None:
+    """The name the ELN's dry run returned, as the ELN wrote it into the ``fileName`` cell."""
+    for cell in notebook.get("cells", []):
+        if cell.get("cell_type") == "code" and (cell.get("metadata") or {}).get("code_cell_id") == "fileName":
+            source = cell.get("source", "")
+            source = "".join(source) if isinstance(source, list) else source
+            _, _, value = source.partition("=")
+            try:
+                name = ast.literal_eval(value.strip())
+            except (ValueError, SyntaxError, MemoryError, RecursionError):
+                return None
+            return name if isinstance(name, str) else None
+    return None
 
 
 class ELNHandler(StreamedBodyHandler):
@@ -157,6 +254,10 @@ class ELNHandler(StreamedBodyHandler):
             status=405,
         )
 
+    async def prepare(self):
+        self.needs_token = self.request.method == "POST"
+        await super().prepare()
+
     def _query(self, name: str) -> str | None:
         # parsed here, not with get_query_argument, which turns NUL and other
         # control characters into spaces and would hide them from the checks
@@ -165,10 +266,14 @@ class ELNHandler(StreamedBodyHandler):
         values = self._arguments.get(name)
         return values[-1] if values else None
 
-    async def post(self, *args):
+    def openbis_token(self) -> str:
         token = self._query("token")
         if not token:
             raise Unauthorized("The openBIS token is missing (?token=).")
+        return token
+
+    async def post(self, *args):
+        user = self.user
         test = (self._query("test") or "False").strip().lower()
         if test not in {"true", "false", "1", "0"}:
             raise BadRequest("The parameter 'test' must be True or False.")
@@ -177,9 +282,14 @@ class ELNHandler(StreamedBodyHandler):
             raise BadRequest("The parameter 'filename' is missing.")
         folder = clean_folder(self._query("folder"))
         filename = clean_notebook_name(self._query("filename"))
-        notebook = None if dry_run else _parse_notebook(self.body)
-        async with self.launcher.user_server(token) as user:
-            chosen, folder_exists = await self.launcher.choose_name(user, folder, filename, dry_run=dry_run)
+        notebook = None
+        if not dry_run:
+            body = self.body
+            notebook = await asyncio.get_running_loop().run_in_executor(None, parse_notebook, body)
+        async with self.launcher.user_server(user):
+            chosen, folder_exists = await self.launcher.choose_name(
+                user, folder, filename, dry_run=dry_run, claimed=notebook and claimed_file_name(notebook)
+            )
             if notebook is not None:
                 if not folder_exists:
                     await contents.ensure_folder(self.launcher.hub, user, folder)
@@ -192,8 +302,7 @@ class CreateNotebookHandler(StreamedBodyHandler):
     """``POST api/notebooks``: build the ELN's notebook here and open it in the user's server."""
 
     async def post(self):
-        token = self.bearer_token()
-        body = self.json_body()
+        body = await self.json_body()
         owner = body.get("owner")
         if not (isinstance(owner, dict) and len(owner) == 1 and set(owner) <= {"experiment", "object"}):
             raise BadRequest("'owner' must be {\"experiment\": <id>} or {\"object\": <id>}.")
@@ -202,12 +311,16 @@ class CreateNotebookHandler(StreamedBodyHandler):
         datasets = body.get("datasets") or []
         if not isinstance(datasets, list) or not all(isinstance(d, str) for d in datasets):
             raise BadRequest("'datasets' must be a list of dataset permIds.")
+        if len(datasets) > MAX_DATASETS:
+            raise BadRequest(f"At most {MAX_DATASETS} datasets can go into one notebook.")
+        validate_request(owner, datasets)
         folder = clean_folder(body.get("folder"))
         name = body.get("name") or "notebook"
         if not isinstance(name, str):
             raise BadRequest("'name' must be a string.")
         filename = clean_notebook_name(name if name.endswith(".ipynb") else name + ".ipynb")
-        async with self.launcher.user_server(token) as user:
+        user = self.user
+        async with self.launcher.user_server(user):
             chosen, folder_exists = await self.launcher.choose_name(user, folder, filename, dry_run=False)
             notebook = eln_notebook(chosen, [{"permId": d} for d in datasets], owner)
             if not folder_exists:
@@ -218,9 +331,13 @@ class CreateNotebookHandler(StreamedBodyHandler):
         self.finish({"fileName": chosen, "path": path, "link": self.notebook_link(user, path)})
 
 
-def _python_script(notebook: dict) -> str:
-    """The code cells of a notebook as a Python script, cells marked ``# %%``."""
-    parts = []
+def python_script(notebook: dict, notebook_name: str) -> str:
+    """The code cells of a notebook as a Python script, cells marked ``# %%``.
+
+    The first line marks the file as an export of ``notebook_name``; only a
+    file with that mark is ever replaced by a later export.
+    """
+    parts = [f"{EXPORT_MARKER}{notebook_name}"]
     for cell in notebook.get("cells", []):
         source = cell.get("source", "")
         source = "".join(source) if isinstance(source, list) else source
@@ -239,9 +356,8 @@ class NotebookHandler(StreamedBodyHandler):
         return join(clean_folder(folder), clean_notebook_name(filename))
 
     async def get(self, path):
-        token = self.bearer_token()
         path = self._path(path)
-        async with self.launcher.user_server(token) as user:
+        async with self.launcher.user_server(self.user) as user:
             model = await contents.get(self.launcher.hub, user, path)
             if model is None:
                 raise OpenBISHubError(f"No notebook at '{path}'.", status=404)
@@ -249,24 +365,31 @@ class NotebookHandler(StreamedBodyHandler):
         self.finish({"data": model, "session": session})
 
     async def put(self, path):
-        token = self.bearer_token()
         path = self._path(path)
-        body = self.json_body()
+        body = await self.json_body()
         kind = body.get("type", "notebook")
         if kind != "notebook":
             raise BadRequest(f"Unhandled contents type: {kind}")
         if body.get("format", "json") != "json":
             raise BadRequest("Only format 'json' is supported for notebooks.")
-        notebook = _parse_notebook(json.dumps(body.get("content")).encode())
-        async with self.launcher.user_server(token) as user:
+        content = json.dumps(body.get("content")).encode()
+        notebook = await asyncio.get_running_loop().run_in_executor(None, parse_notebook, content)
+        script = path[: -len(".ipynb")] + ".py"
+        async with self.launcher.user_server(self.user) as user:
+            if body.get("export"):
+                # checked before anything is written: a script of the user's own is never replaced
+                existing = await contents.get(self.launcher.hub, user, script, fmt="text")
+                if existing is not None and not str(existing.get("content") or "").startswith(EXPORT_MARKER):
+                    raise Conflict(
+                        f"'{script}' exists and is not an export of this notebook; nothing was written."
+                        " Rename or move it, or save without export."
+                    )
             folder = path.rpartition("/")[0]
             await contents.ensure_folder(self.launcher.hub, user, folder)
             model = await contents.save(self.launcher.hub, user, path, notebook)
             if body.get("export"):
-                script = path[: -len(".ipynb")] + ".py"
-                await contents.save(
-                    self.launcher.hub, user, script, _python_script(notebook), kind="file", fmt="text"
-                )
+                text = python_script(notebook, path.rpartition("/")[2])
+                await contents.save(self.launcher.hub, user, script, text, kind="file", fmt="text")
         model.pop("content", None)
         self.finish(model)
 
@@ -275,17 +398,23 @@ class SessionsHandler(BaseHandler):
     """``GET api/sessions``: the kernel sessions of the token's owner."""
 
     async def get(self):
-        token = self.bearer_token()
-        async with self.launcher.user_server(token) as user:
+        async with self.launcher.user_server(self.user) as user:
             found = await contents.sessions(self.launcher.hub, user)
         self.finish({"data": found})
 
 
 class OpenAPIHandler(BaseHandler):
+    needs_token = False
+
     def get(self):
         self.finish(openapi_document(self.settings["service_prefix"]))
 
 
 class HealthHandler(BaseHandler):
+    needs_token = False
+
+    def check_origin(self) -> None:
+        pass  # health checks come from monitors, never carry data
+
     def get(self):
         self.finish({"status": "ok"})

@@ -1,111 +1,188 @@
 """The launch flow: openBIS token -> hub user -> running server.
 
-One lock per user: two clicks of the same user at once never start two
-servers or interleave their writes; different users run in parallel.
+* ``identify`` turns an openBIS token into a hub user name.  The hub checks
+  the token with openBIS (once per click: a warm second request with the
+  same token is answered from memory) and keeps it in auth_state, the one
+  place a user's server reads it from.
+* ``user_server`` holds one lock per user with their server running: two
+  clicks of the same user at once never start two servers or interleave
+  their writes; different users run in parallel.
+* ``choose_name`` hands out collision-free names: a dry run reserves one, and
+  the write that follows takes exactly that reservation.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import time
 from collections import defaultdict, deque
 
-from ..errors import HubAPIError
-from ..hub_api import HubAPI
-from ..openbis import OpenBISClient, token_key
+from ..errors import HubAPIError, OpenBISHubError, Unauthorized
 from . import contents
+from .hub import HubAPI
 from .paths import numbered
 
 log = logging.getLogger("openbis_hub.service")
 
 
+def token_key(token: str) -> str:
+    """A key to remember a token by without keeping the token itself."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+class TooManyRefusals(OpenBISHubError):
+    status = 429
+
+
+class RefusedTokens:
+    """Refused tokens, remembered per client, so guessing costs openBIS nothing.
+
+    A token refused once is refused again from memory for ``ttl`` seconds; a
+    client (remote address) with ``limit`` refusals within ``ttl`` seconds is
+    answered 429 without asking anyone, until its refusals age out.
+    """
+
+    def __init__(self, ttl: float = 60.0, limit: int = 20, max_clients: int = 10_000):
+        self.ttl = ttl
+        self.limit = limit
+        self.max_clients = max_clients
+        self._tokens: dict[str, float] = {}
+        self._clients: dict[str, deque[float]] = {}
+
+    def check(self, client: str, token: str) -> None:
+        now = time.monotonic()
+        refusals = self._clients.get(client)
+        while refusals and refusals[0] < now - self.ttl:
+            refusals.popleft()
+        if refusals is not None and not refusals:
+            del self._clients[client]
+        if self._tokens.get(token_key(token), 0) > now:
+            raise Unauthorized("openBIS did not accept this token (unknown, expired or logged out).")
+        if refusals and len(refusals) >= self.limit:
+            error = TooManyRefusals(
+                f"Too many refused tokens from this address; try again in {self.ttl:g} seconds."
+            )
+            error.headers = {"Retry-After": str(int(self.ttl))}
+            raise error
+
+    def remember(self, client: str, token: str) -> None:
+        now = time.monotonic()
+        if len(self._tokens) > self.max_clients * 4:
+            self._tokens = {k: until for k, until in self._tokens.items() if until > now}
+        self._tokens[token_key(token)] = now + self.ttl
+        if client not in self._clients and len(self._clients) >= self.max_clients:
+            self._clients.pop(next(iter(self._clients)))  # the oldest client goes
+        self._clients.setdefault(client, deque()).append(now)
+
+
 class Launcher:
     def __init__(
         self,
-        openbis: OpenBISClient,
         hub: HubAPI,
         *,
         spawn_timeout: float = 120,
         overwrite: bool = False,
         reservation_seconds: float = 60,
+        token_memory_seconds: float = 60,
+        refused: RefusedTokens | None = None,
     ):
-        self.openbis = openbis
         self.hub = hub
         self.spawn_timeout = spawn_timeout
         self.overwrite = overwrite
         self.reservation_seconds = reservation_seconds
+        self.token_memory_seconds = token_memory_seconds
+        self.refused = refused or RefusedTokens()
         self._locks: dict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
         # names handed out by dry runs, so that the write after a dry run
         # gets the same name and two dry runs at once get different ones
         self._reserved: dict[tuple[str, str, str], deque[tuple[str, float]]] = defaultdict(deque)
-        # what a warm launch can skip: the token whose owner was synced into
-        # the hub lately, and the token already handed to a running server
-        self._synced: dict[str, tuple[str, float]] = {}
-        self._pushed: dict[str, tuple[str, str | None]] = {}
-        self.sync_seconds = openbis.cache_ttl
+        # tokens the hub accepted lately: key -> (hub user, until)
+        self._known: dict[str, tuple[str, float]] = {}
+        # users whose auth_state changed since their running server last read it
+        self._stale_servers: set[str] = set()
+
+    async def identify(self, token: str, client: str = "") -> str:
+        """The hub user of an openBIS token; 401 (or 429) before any work for a bad one."""
+        self.refused.check(client, token)
+        key = token_key(token)
+        name, until = self._known.get(key, (None, 0.0))
+        if name is not None and until > time.monotonic():
+            return name
+        try:
+            name = await self.hub.sync_user(token)
+        except Unauthorized:
+            self.refused.remember(client, token)
+            raise
+        now = time.monotonic()
+        for old in [k for k, (_, t) in self._known.items() if t < now]:
+            del self._known[old]  # tokens seen long ago: keep the memory bounded
+        self._known[key] = (name, now + self.token_memory_seconds)
+        self._stale_servers.add(name)  # auth_state may hold a new token now
+        return name
 
     @contextlib.asynccontextmanager
-    async def user_server(self, token: str):
-        """Hold the user's lock with their server running; yields the hub user name."""
-        info = await self.openbis.session_information(token)  # 401 for a bad token
-        async with self._locks[info.user_id]:
-            key = token_key(token)
-            name, synced_until = self._synced.get(key, (None, 0.0))
-            try:
-                if name is None or synced_until < time.monotonic():
-                    name = await self.hub.sync_user(token)
-                    self._remember_sync(key, name)
-                server = await self.hub.server(name)
-            except HubAPIError as e:
-                self._synced.pop(key, None)
-                if e.status != 404:
-                    raise
-                name = await self.hub.sync_user(token)  # deleted from the hub meanwhile
-                server = await self.hub.server(name)
-            await self._ensure_running(name, token, server)
+    async def user_server(self, name: str):
+        """Hold the user's lock with their server running."""
+        async with self._locks[name]:
+            server = await self.hub.server(name)
+            await self._ensure_running(name, server)
             yield name
 
-    def _remember_sync(self, key: str, name: str) -> None:
-        now = time.monotonic()
-        for old in [k for k, (_, until) in self._synced.items() if until < now]:
-            del self._synced[old]  # tokens seen long ago: keep the memory bounded
-        self._synced[key] = (name, now + self.sync_seconds)
-
-    async def _ensure_running(self, name: str, token: str, server: dict | None) -> None:
+    async def _ensure_running(self, name: str, server: dict | None) -> None:
         if server and server.get("ready"):
-            if self._pushed.get(name) != (token_key(token), server.get("started")):
-                await self._push_token(name, token)
-                self._pushed[name] = (token_key(token), server.get("started"))
+            if name in self._stale_servers:
+                await self._refresh_token(name)
             return
         if server and server.get("pending") == "stop":
             deadline = time.monotonic() + self.spawn_timeout
             while await self.hub.server(name) and time.monotonic() < deadline:
                 await asyncio.sleep(0.2)
+        # a server started now reads the token from auth_state as it starts
+        self._stale_servers.discard(name)
         if not (server and server.get("pending") == "spawn"):
             log.info("Starting the server of %s", name)
             if await self.hub.start_server(name):
                 return
         await self.hub.wait_ready(name, self.spawn_timeout)
 
-    async def _push_token(self, name: str, token: str) -> None:
-        """Give a running server the user's current token (a new ELN click after expiry)."""
-        response = await self.hub.server_request(name, "PUT", "openbis/token", json={"token": token})
-        if response.status_code == 404:
-            log.debug("The server of %s has no openbis_hub extension; token not pushed", name)
+    async def _refresh_token(self, name: str) -> None:
+        """Ask a running server to read its owner's current openBIS token from the hub.
 
-    async def choose_name(self, user: str, folder: str, filename: str, *, dry_run: bool) -> tuple[str, bool]:
-        """The file name to write (``filename``, or ``name 2.ipynb`` ... unless overwriting),
-        and whether ``folder`` exists already."""
+        No token travels with this request: the server reads auth_state with
+        its own hub token, so nothing it receives here is worth capturing.
+        """
+        try:
+            response = await self.hub.server_request(name, "POST", "openbis/token")
+        except HubAPIError as e:
+            log.warning("The server of %s did not refresh its openBIS token: %s", name, e.message)
+            return
+        if response.status_code == 404:
+            log.debug("The server of %s has no openbis_hub extension; token not refreshed", name)
+        self._stale_servers.discard(name)
+
+    async def choose_name(
+        self, user: str, folder: str, filename: str, *, dry_run: bool, claimed: str | None = None
+    ) -> tuple[str, bool]:
+        """The file name to write, and whether ``folder`` exists already.
+
+        ``filename``, or ``name 2.ipynb`` ... unless overwriting.  A write
+        takes the dry run's reservation named ``claimed`` (the ELN puts the
+        name its dry run got into the notebook's ``fileName`` cell), else the
+        oldest one of ``filename``.
+        """
         existing = await contents.names_in(self.hub, user, folder)
         if existing is None:
             existing, folder_exists = set(), False
         else:
             folder_exists = True
-        return self._free_name(user, folder, filename, existing, dry_run), folder_exists
+        return self._free_name(user, folder, filename, existing, dry_run, claimed), folder_exists
 
-    def _free_name(self, user: str, folder: str, filename: str, existing: set[str], dry_run: bool) -> str:
+    def _free_name(
+        self, user: str, folder: str, filename: str, existing: set[str], dry_run: bool, claimed: str | None = None
+    ) -> str:
         if self.overwrite:
             return filename
         now = time.monotonic()
@@ -118,7 +195,10 @@ class Launcher:
         key = (user, folder, filename)
         queue = self._reserved.get(key)
         if not dry_run and queue:
-            name, _ = queue.popleft()
+            names = [name for name, _ in queue]
+            index = names.index(claimed) if claimed in names else 0
+            name, _ = queue[index]
+            del queue[index]
             if not queue:
                 del self._reserved[key]
             if name not in existing:

@@ -1,7 +1,8 @@
 """Jupyter server extension run in each user's notebook server.
 
 * writes the openBIS token to ``~/.pybis/<host>.token`` so ``Openbis()`` works
-  in kernels, and keeps it fresh (``PUT openbis/token``, hub auth_state pull);
+  in kernels, read from the owner's auth_state on the hub (at start, on ``POST
+  openbis/token`` and every minute);
 * ``GET|POST openbis/save``: register the notebook (+ HTML) as an openBIS dataset;
 * ``GET openbis/config``, ``GET openbis/hash``: for the JupyterLab extension;
 * CSP ``frame-ancestors`` and iframe-friendly cookies for embedding in openBIS.

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
+import asyncio
 import os
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
-from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
+import httpx
 from tornado.ioloop import PeriodicCallback
 from tornado.web import OutputTransform, RequestHandler
 from traitlets import Bool, Float, List, Unicode, default, validate
@@ -100,8 +100,7 @@ class OpenBISHub(LoggingConfigurable):
     hub_user = Unicode(
         help="""The openBIS user this server belongs to (case preserved).
 
-        Default: ``$JUPYTERHUB_USER``.  A token pushed to ``PUT openbis/token``
-        must belong to this user.
+        Default: ``$JUPYTERHUB_USER``.
         """,
     ).tag(config=True)
 
@@ -119,11 +118,13 @@ class OpenBISHub(LoggingConfigurable):
 
     token_refresh_interval = Float(
         60.0,
-        help="""Seconds between asking the hub for a fresher openBIS token (0: never).
+        help="""Seconds between reading the owner's openBIS token from the hub again (0: never).
 
-        Reads ``auth_state.openbis_token`` from ``$JUPYTERHUB_API_URL/user`` with
-        this server's API token; silently skipped when the hub does not share
-        auth_state with the server.
+        The token lives in the user's auth_state on the hub, the one source of
+        truth: the server reads ``auth_state.notebook_token`` from
+        ``$JUPYTERHUB_API_URL/users/<owner>`` with its own API token as it starts,
+        whenever ``POST openbis/token`` asks it to (the launch service does
+        after a click with a new token), and every this many seconds.
         """,
     ).tag(config=True)
 
@@ -148,6 +149,7 @@ class OpenBISHub(LoggingConfigurable):
         self._client = None
         self._refresher: PeriodicCallback | None = None
         self._last_hub_token: str | None = None
+        self._refreshing = None
 
     @property
     def csp(self) -> str:
@@ -168,10 +170,10 @@ class OpenBISHub(LoggingConfigurable):
         return self._client
 
     def current_token(self) -> str | None:
-        """The token pybis in kernels uses now (the file), else ``$OPENBIS_TOKEN``."""
+        """The token pybis in kernels uses now (the token file)."""
         if not self.openbis_url:
             return None
-        return tokens.read_token_file(self.openbis_url, self.token_dir) or os.environ.get("OPENBIS_TOKEN") or None
+        return tokens.read_token_file(self.openbis_url, self.token_dir)
 
     def write_token(self, token: str) -> bool:
         """Store ``token`` for pybis; False when it was already there."""
@@ -185,12 +187,9 @@ class OpenBISHub(LoggingConfigurable):
         """Called once when the server loads the extension."""
         if not self.openbis_url:
             self.log.warning("openbis-hub: OPENBIS_URL is not set; pybis in kernels will need a URL")
-        token = os.environ.get("OPENBIS_TOKEN")
-        if self.openbis_url and token:
-            try:
-                self.write_token(token)
-            except (OSError, ValueError) as e:
-                self.log.error("openbis-hub: could not write the openBIS token file: %s", e)
+        if self.openbis_url and self._hub_api():
+            # before the server serves: the first kernel finds its token
+            self.apply_hub_model(self._read_hub_model_now())
         if self.ca_bundle:
             self._export_ca_bundle()
         settings = serverapp.web_app.settings
@@ -202,9 +201,7 @@ class OpenBISHub(LoggingConfigurable):
             serverapp.web_app.transforms.append(self._make_transform())
         if self.iframe_cookies is not False:
             _install_cookie_hook(self)
-        if self.token_refresh_interval > 0 and os.environ.get("JUPYTERHUB_API_URL") and os.environ.get(
-            "JUPYTERHUB_API_TOKEN"
-        ):
+        if self.token_refresh_interval > 0 and self._hub_api():
             self._refresher = PeriodicCallback(self.refresh_token_from_hub, self.token_refresh_interval * 1000)
             serverapp.io_loop.add_callback(self._refresher.start)
 
@@ -240,48 +237,89 @@ class OpenBISHub(LoggingConfigurable):
 
         return OpenBISHubHeaders
 
-    async def refresh_token_from_hub(self) -> bool:
-        """Pull ``auth_state.openbis_token`` from the hub; True when the file changed.
+    def _hub_api(self) -> tuple[str, dict, dict] | None:
+        """``(url of the owner's user model, headers, httpx client options)``, or None without a hub.
 
-        A token is written when the hub has one this server has not applied
-        yet and it differs from the file, so a fresher token pushed to
-        ``PUT openbis/token`` is not overwritten by an older one from the hub.
+        ``/users/<owner>``, not ``/user``: only the former carries auth_state
+        (JupyterHub's SelfAPIHandler leaves it empty).
         """
         api_url = os.environ.get("JUPYTERHUB_API_URL", "").rstrip("/")
         api_token = os.environ.get("JUPYTERHUB_API_TOKEN", "")
-        if not (api_url and api_token and self.openbis_url):
-            return False
-        request = HTTPRequest(
-            api_url + "/user",
-            headers={"Authorization": f"token {api_token}", "Accept": "application/json"},
-            request_timeout=self.openbis_timeout,
-            ca_certs=os.environ.get("JUPYTERHUB_SSL_CLIENT_CA") or None,
-            client_cert=os.environ.get("JUPYTERHUB_SSL_CERTFILE") or None,
-            client_key=os.environ.get("JUPYTERHUB_SSL_KEYFILE") or None,
-        )
+        if not (api_url and api_token and self.hub_user):
+            return None
+        options: dict = {"timeout": self.openbis_timeout}
+        ca, cert, key = (os.environ.get(f"JUPYTERHUB_SSL_{n}") or None for n in ("CLIENT_CA", "CERTFILE", "KEYFILE"))
+        if ca:
+            options["verify"] = ca
+        if cert and key:
+            options["cert"] = (cert, key)
+        headers = {"Authorization": f"token {api_token}", "Accept": "application/json"}
+        return f"{api_url}/users/{quote(self.hub_user, safe='')}", headers, options
+
+    def _read_hub_model_now(self) -> dict | None:
+        """The owner's hub model, read synchronously (at start, before the server serves)."""
+        url, headers, options = self._hub_api()
         try:
-            response = await AsyncHTTPClient().fetch(request)
-            model = json.loads(response.body)
-        except HTTPClientError as e:
-            if e.code not in (401, 403, 404):
-                self.log.warning("openbis-hub: could not ask the hub for a fresh token (HTTP %s)", e.code)
-            return False
-        except Exception as e:
-            self.log.warning("openbis-hub: could not ask the hub for a fresh token (%s)", type(e).__name__)
-            return False
+            with httpx.Client(**options) as client:
+                return self._hub_model(client.get(url, headers=headers))
+        except httpx.HTTPError as e:
+            self.log.warning("openbis-hub: could not read the openBIS token from the hub (%s)", type(e).__name__)
+            return None
+
+    async def _read_hub_model(self) -> dict | None:
+        url, headers, options = self._hub_api()
+        try:
+            async with httpx.AsyncClient(**options) as client:
+                return self._hub_model(await client.get(url, headers=headers))
+        except httpx.HTTPError as e:
+            self.log.warning("openbis-hub: could not read the openBIS token from the hub (%s)", type(e).__name__)
+            return None
+
+    def _hub_model(self, response: httpx.Response) -> dict | None:
+        if response.status_code != 200:
+            self.log.warning("openbis-hub: the hub answered HTTP %s for this server's user", response.status_code)
+            return None
+        try:
+            model = response.json()
+        except ValueError:
+            return None
+        return model if isinstance(model, dict) else None
+
+    def apply_hub_model(self, model: dict | None) -> bool:
+        """Write the token of the owner's auth_state for pybis; True when the file changed.
+
+        A token is written only when the hub holds one this server has not
+        applied yet, so a token a researcher set in a kernel themselves
+        (``o.set_token(...)``) stays until a new one arrives on the hub.
+        """
         auth_state = model.get("auth_state") if isinstance(model, dict) else None
-        token = auth_state.get("openbis_token") if isinstance(auth_state, dict) else None
-        if not isinstance(token, str) or not token:
+        if not isinstance(auth_state, dict):
             return False
-        if token == self._last_hub_token:
-            # already applied (or replaced since by a newer token pushed to PUT openbis/token)
+        token = auth_state.get("notebook_token") or auth_state.get("openbis_token")
+        if not isinstance(token, str) or not token or token == self._last_hub_token:
             return False
-        self._last_hub_token = token
         try:
             changed = self.write_token(token)
         except (OSError, ValueError) as e:
             self.log.error("openbis-hub: could not write the openBIS token file: %s", e)
             return False
+        self._last_hub_token = token
+        return changed
+
+    async def refresh_token_from_hub(self) -> bool:
+        """Read the owner's openBIS token from the hub now; True when the token file changed.
+
+        Concurrent calls share one read.
+        """
+        if not (self.openbis_url and self._hub_api()):
+            return False
+        if self._refreshing is None:
+            self._refreshing = asyncio.ensure_future(self._refresh())
+            self._refreshing.add_done_callback(lambda _: setattr(self, "_refreshing", None))
+        return await asyncio.shield(self._refreshing)
+
+    async def _refresh(self) -> bool:
+        changed = self.apply_hub_model(await self._read_hub_model())
         if changed:
             self.log.info("openbis-hub: openBIS token refreshed from the hub")
         return changed

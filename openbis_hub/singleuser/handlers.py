@@ -79,45 +79,22 @@ class ConfigHandler(BaseHandler):
 
 
 class TokenHandler(BaseHandler):
-    """``PUT openbis/token`` ``{"token": ...}``: replace the token pybis uses."""
+    """``POST openbis/token``: read the owner's openBIS token from the hub now.
+
+    The launch service calls this after a click with a new token.  Nothing
+    comes with the request: the token is read from the owner's auth_state
+    with this server's own hub token, so no caller can plant a token here.
+    """
 
     @web.authenticated
     @authorized
-    async def put(self):
+    async def post(self):
         try:
             self.require_openbis()
-            token = self.json_body().get("token")
         except SaveError as e:
             return self.fail(e.status, e.message)
-        if not isinstance(token, str) or not token.strip():
-            return self.fail(400, 'Send {"token": "<openBIS session token or personal access token>"}.')
-        token = token.strip()
-        try:
-            info = await self.ext.openbis_client().session_information(token, use_cache=False)
-        except InvalidToken:
-            return self.fail(401, "openBIS does not accept this token (unknown, expired or logged out).")
-        except OpenBISError as e:
-            return self.fail(502, e.message)
-        expected = self.ext.hub_user or await self._owner_of_current_token()
-        if not expected:
-            return self.fail(403, "This server cannot tell which openBIS user it belongs to (JUPYTERHUB_USER).")
-        if info.user_id != expected:
-            self.log.warning("openbis-hub: refused a token of another openBIS user for %s's server", expected)
-            return self.fail(403, f"This token does not belong to the openBIS user {expected!r} of this server.")
-        try:
-            changed = self.ext.write_token(token)
-        except (OSError, ValueError) as e:
-            return self.fail(500, f"Could not write the token file: {e}")
-        self.finish({"user": info.user_id, "changed": changed, "personal_access_token": info.personal_access_token})
-
-    async def _owner_of_current_token(self) -> str | None:
-        current = self.ext.current_token()
-        if not current:
-            return None
-        try:
-            return (await self.ext.openbis_client().session_information(current)).user_id
-        except OpenBISError:
-            return None
+        changed = await self.ext.refresh_token_from_hub()
+        self.finish({"changed": changed, "has_token": self.ext.current_token() is not None})
 
 
 class HashHandler(BaseHandler):

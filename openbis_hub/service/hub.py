@@ -1,8 +1,15 @@
-"""The one wrapper around the JupyterHub REST API and the users' servers.
+"""The launch service's one wrapper around JupyterHub: its REST API and the users' servers.
 
-``HubAPI`` talks to ``$JUPYTERHUB_API_URL`` with the service's token, and to
-single-user servers through the proxy (``/user/<name>/...``) with the same
-token, which holds ``access:servers``.
+Two credentials, never mixed:
+
+* the service's own token (``$JUPYTERHUB_API_TOKEN``) goes to the Hub API only
+  (``$JUPYTERHUB_API_URL``, which the hub serves itself, never through a
+  user's server);
+* every request to ``/user/<name>/...`` carries a short-lived token **owned by
+  <name>** with the single scope ``access:servers!user=<name>``, minted through
+  ``POST /users/<name>/tokens`` and reused until shortly before it expires.
+  A user controls their own server and sees every header it receives; what
+  they can capture there lets them do nothing they could not do already.
 """
 
 from __future__ import annotations
@@ -10,13 +17,14 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from urllib.parse import quote, urlsplit
 
 import httpx
 
-from .errors import HubAPIError
+from ..errors import HubAPIError, Unauthorized
 
-log = logging.getLogger("openbis_hub.hub_api")
+log = logging.getLogger("openbis_hub.service.hub")
 
 LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
 
@@ -32,8 +40,13 @@ class SpawnTimeout(HubAPIError):
 def _hub_message(response: httpx.Response) -> str:
     try:
         return str(response.json().get("message") or response.reason_phrase)
-    except ValueError:
+    except (ValueError, AttributeError):
         return response.reason_phrase
+
+
+def user_server_scopes(name: str) -> list[str]:
+    """The scopes of the tokens the service uses for ``name``'s server: that server, nothing else."""
+    return [f"access:servers!user={name}"]
 
 
 class HubAPI:
@@ -41,17 +54,34 @@ class HubAPI:
 
     ``api_url``: the Hub API (``JUPYTERHUB_API_URL``); ``proxy_url``: where
     ``/user/<name>/`` is served (the hub's public address, seen from here).
+    ``user_token_lifetime``: seconds a minted per-user token lives; it is
+    replaced once less than a fifth of that is left.  ``transport`` is for
+    tests (``httpx.MockTransport``).
     """
 
-    def __init__(self, api_url: str, api_token: str, proxy_url: str, *, timeout: float = 30.0):
+    def __init__(
+        self,
+        api_url: str,
+        api_token: str,
+        proxy_url: str,
+        *,
+        timeout: float = 30.0,
+        user_token_lifetime: int = 600,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ):
         self.api_url = api_url.rstrip("/")
         self.proxy_url = proxy_url.rstrip("/")
-        headers = {"Authorization": f"token {api_token}"}
-        self._hub = httpx.AsyncClient(headers=headers, timeout=timeout)
+        self.user_token_lifetime = max(60, int(user_token_lifetime))
+        self._hub = httpx.AsyncClient(
+            headers={"Authorization": f"token {api_token}"}, timeout=timeout, transport=transport
+        )
         # traffic to a proxy on this host never leaves it: its certificate
-        # (made for the public name) need not match 127.0.0.1
+        # (made for the public name) need not match 127.0.0.1.  No default
+        # Authorization header here: each request carries its user's own token.
         verify = urlsplit(self.proxy_url).hostname not in LOOPBACK_HOSTS
-        self._servers = httpx.AsyncClient(headers=headers, timeout=timeout, verify=verify)
+        self._servers = httpx.AsyncClient(timeout=timeout, verify=verify, transport=transport)
+        self._user_tokens: dict[str, tuple[str, float]] = {}
+        self._minting: dict[str, asyncio.Task] = {}
         self.calls = 0  # Hub API calls made, for benchmarks and diagnostics
 
     async def aclose(self) -> None:
@@ -75,14 +105,25 @@ class HubAPI:
     # users
 
     async def sync_user(self, openbis_token: str) -> str:
-        """Create or update the token owner's hub user (authenticator pipeline); returns its name."""
+        """Log the token's owner in to the hub (the authenticator's whole pipeline); returns the hub name.
+
+        The hub checks the token with openBIS (the one check of a click),
+        creates the user if needed and stores the token in auth_state.
+        """
         try:
             response = await self.request("POST", "/openbis/users", json={"token": openbis_token})
         except HubAPIError as e:
+            if e.status == 401:
+                raise Unauthorized(e.message.partition(": ")[2] or "openBIS did not accept this token.") from None
             if e.status == 403:
                 raise HubAPIError("This openBIS user may not use this JupyterHub.", status=403) from None
+            if e.status >= 500:
+                raise HubAPIError(e.message.partition(": ")[2] or e.message, status=502) from None
             raise
-        return response.json()["name"]
+        name = response.json().get("name")
+        if not isinstance(name, str) or not name:
+            raise HubAPIError("JupyterHub answered the login without a user name.", status=502)
+        return name
 
     async def get_user(self, name: str) -> dict:
         return (await self.request("GET", f"/users/{quote(name, safe='')}")).json()
@@ -90,6 +131,39 @@ class HubAPI:
     async def server(self, name: str) -> dict | None:
         """The user's default server model, or None if it is not running or starting."""
         return (await self.get_user(name)).get("servers", {}).get("")
+
+    # tokens for the users' servers
+
+    async def user_token(self, name: str) -> str:
+        """A token owned by ``name`` that opens ``name``'s server and nothing else (cached)."""
+        cached = self._user_tokens.get(name)
+        if cached and cached[1] > time.monotonic():
+            return cached[0]
+        task = self._minting.get(name)
+        if task is None:
+            task = self._minting[name] = asyncio.ensure_future(self._mint_user_token(name))
+            task.add_done_callback(lambda _, name=name: self._minting.pop(name, None))
+        return await asyncio.shield(task)
+
+    async def _mint_user_token(self, name: str) -> str:
+        body = {
+            "expires_in": self.user_token_lifetime,
+            "scopes": user_server_scopes(name),
+            "note": "openbis-hub launch service: writes notebooks into this user's server",
+        }
+        response = await self.request("POST", f"/users/{quote(name, safe='')}/tokens", json=body)
+        token = response.json().get("token")
+        if not isinstance(token, str) or not token:
+            raise HubAPIError("JupyterHub created a token without a value.", status=502)
+        # renew with a fifth of the lifetime left, so a token never expires mid-request
+        self._user_tokens[name] = (token, time.monotonic() + self.user_token_lifetime * 0.8)
+        now = time.monotonic()
+        for old in [n for n, (_, until) in self._user_tokens.items() if until < now]:
+            del self._user_tokens[old]
+        return token
+
+    def forget_user_token(self, name: str) -> None:
+        self._user_tokens.pop(name, None)
 
     # servers
 
@@ -162,12 +236,24 @@ class HubAPI:
         return f"{self.proxy_url}/user/{quote(name, safe='')}/{path.lstrip('/')}"
 
     async def server_request(self, name: str, method: str, path: str, **kwargs) -> httpx.Response:
-        """A request to ``/user/<name>/<path>``; raises HubAPIError unless 2xx (404 returned)."""
+        """A request to ``/user/<name>/<path>`` with ``name``'s own token.
+
+        Raises HubAPIError unless 2xx (a 404 is returned).  A token the server
+        refuses (revoked, expired early) is replaced once.
+        """
         url = self.user_server_url(name, path)
-        try:
-            response = await self._servers.request(method, url, **kwargs)
-        except httpx.HTTPError as e:
-            raise HubAPIError(f"The server of {name} is unreachable ({type(e).__name__}).", status=502) from None
+        for attempt in (1, 2):
+            headers = {"Authorization": f"token {await self.user_token(name)}"}
+            try:
+                response = await self._servers.request(method, url, headers=headers, **kwargs)
+            except httpx.HTTPError as e:
+                raise HubAPIError(f"The server of {name} is unreachable ({type(e).__name__}).", status=502) from None
+            if response.status_code in (401, 403) and attempt == 1 and "json" in response.headers.get(
+                "content-type", ""
+            ):
+                self.forget_user_token(name)
+                continue
+            break
         if response.status_code >= 400 and response.status_code != 404:
             if "text/html" in response.headers.get("content-type", ""):
                 message = f"the server of {name} is not running"  # the hub answered in its place
