@@ -67,6 +67,13 @@ class RunningStandIn:
     def set_session_timeout(self, seconds: float):
         return self._request("POST", "/standin/control", {"session_timeout": seconds})
 
+    def add_user(self, user: str, password: str):
+        return self._request("POST", "/standin/users", {"id": user, "password": password})
+
+    def report_user_name(self, user: str, reported):
+        """From now on getSessionInformation of ``user``'s tokens says ``userName: reported``."""
+        return self._request("POST", "/standin/control", {"reported_user_names": {user: reported}})
+
     def expire(self, user: str, pats: bool = False):
         return self._request("POST", "/standin/expire", {"user": user, "pats": pats})
 

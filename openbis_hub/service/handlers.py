@@ -24,7 +24,7 @@ from ..errors import BadRequest, OpenBISHubError, PayloadTooLarge, Unauthorized
 from . import contents
 from .openapi import openapi_document
 from .paths import clean_folder, clean_notebook_name, join
-from .template import MAX_DATASETS, eln_notebook, validate_request
+from .template import eln_notebook, validate_request
 
 log = logging.getLogger("openbis_hub.service")
 
@@ -311,9 +311,7 @@ class CreateNotebookHandler(StreamedBodyHandler):
         datasets = body.get("datasets") or []
         if not isinstance(datasets, list) or not all(isinstance(d, str) for d in datasets):
             raise BadRequest("'datasets' must be a list of dataset permIds.")
-        if len(datasets) > MAX_DATASETS:
-            raise BadRequest(f"At most {MAX_DATASETS} datasets can go into one notebook.")
-        validate_request(owner, datasets)
+        validate_request(owner, datasets)  # formats, and at most MAX_DATASETS
         folder = clean_folder(body.get("folder"))
         name = body.get("name") or "notebook"
         if not isinstance(name, str):

@@ -3,11 +3,141 @@
 Same cells, in the same order, with the same ``code_cell_id`` metadata as the
 openBIS ELN's ``JupyterUtil.createJupyterNotebookContent``, so notebooks made
 here and in the ELN save back to openBIS the same way.
+
+Nothing a caller sends becomes code. The owner and the dataset ids must have
+openBIS's own formats (checked by :func:`validate_request`, which
+:func:`eln_notebook` calls first), and every value is written into the cells as
+a Python string literal built by :func:`_literal`, never pasted between quotes.
+The format check alone already keeps quotes, backslashes and newlines out; the
+literals keep the cells safe even for a value the check would let through.
 """
 
 from __future__ import annotations
 
+import re
 import uuid
+
+from ..errors import BadRequest
+
+MAX_DATASETS = 100
+"""At most this many datasets per notebook; each adds up to six cells, one of them a download."""
+
+MAX_ID_LENGTH = 500
+"""Longest owner or dataset id accepted, far above real openBIS identifiers."""
+
+_CODE = r"[A-Za-z0-9_.\-]+"  # openBIS codes: "A-Z, a-z, 0-9 and _, -, ." (its CODE_PATTERN_MESSAGE)
+_PERM_ID = r"[0-9]{17}-[0-9]+"  # yyyyMMddHHmmssSSS-N, e.g. 20230101123456789-42
+
+PERM_ID = re.compile(_PERM_ID)
+"""An openBIS permId of an experiment, object or dataset, e.g. ``20230101123456789-42``."""
+
+DATASET_ID = re.compile(_CODE)
+"""A dataset's permId, which in openBIS is also its code: generated ones look like ``20230101123456789-42``,
+codes set through the API may be any openBIS code. pybis looks either up with ``o.get_dataset(...)``."""
+
+EXPERIMENT_ID = re.compile(rf"{_PERM_ID}|/{_CODE}/{_CODE}/{_CODE}")
+"""An experiment (collection): permId, or identifier ``/SPACE/PROJECT/EXPERIMENT``."""
+
+OBJECT_ID = re.compile(rf"{_PERM_ID}|(?:/{_CODE}){{0,3}}/(?:{_CODE}:)?{_CODE}")
+"""An object (sample): permId, or identifier ``/SPACE/OBJECT``, ``/SPACE/PROJECT/OBJECT``, a shared ``/OBJECT``,
+pybis' ELN-LIMS form ``/SPACE/PROJECT/EXPERIMENT/OBJECT``, each with an optional container:
+``/SPACE/CONTAINER:OBJECT``."""
+
+_OWNER_FORMATS = {
+    "experiment": (
+        EXPERIMENT_ID,
+        "an openBIS experiment permId or identifier (like 20230101123456789-42 or /SPACE/PROJECT/EXPERIMENT)",
+    ),
+    "object": (
+        OBJECT_ID,
+        "an openBIS object permId or identifier (like 20230101123456789-42, /SPACE/OBJECT or /SPACE/PROJECT/OBJECT)",
+    ),
+}
+
+
+def _shown(value) -> str:
+    """``repr(value)`` cut to 80 characters, to name a bad value in a message without echoing all of it."""
+    text = repr(value)
+    return text if len(text) <= 80 else text[:79] + "…"
+
+
+def _check_id(value, field: str, pattern: re.Pattern, what: str) -> str:
+    if not isinstance(value, str):
+        raise BadRequest(f"'{field}' must be a string, not {type(value).__name__}.")
+    # fullmatch, not match with '$': '$' also matches before a trailing newline
+    if len(value) > MAX_ID_LENGTH or not pattern.fullmatch(value):
+        raise BadRequest(f"'{field}' is not {what}: {_shown(value)}.")
+    return value
+
+
+def check_dataset_id(value, field: str = "datasets") -> str:
+    """``value`` if it is a dataset permId or code (:data:`DATASET_ID`), else :class:`BadRequest` naming ``field``."""
+    return _check_id(
+        value,
+        field,
+        DATASET_ID,
+        "an openBIS dataset permId or code (like 20230101123456789-42; letters, digits, '_', '-' and '.')",
+    )
+
+
+def check_owner(owner, field: str = "owner") -> dict:
+    """``owner`` if it is ``{"experiment": id}`` or ``{"object": id}`` with an id in openBIS's format.
+
+    The experiment id must match :data:`EXPERIMENT_ID`, the object id :data:`OBJECT_ID`;
+    anything else is a :class:`BadRequest` naming ``field`` (``owner.object``, say).
+    """
+    if not (isinstance(owner, dict) and len(owner) == 1 and set(owner) <= set(_OWNER_FORMATS)):
+        raise BadRequest(f"'{field}' must be {{'experiment': <id>}} or {{'object': <id>}}.")
+    ((kind, value),) = owner.items()
+    pattern, what = _OWNER_FORMATS[kind]
+    return {kind: _check_id(value, f"{field}.{kind}", pattern, what)}
+
+
+def validate_request(owner, datasets) -> tuple[dict, list[dict]]:
+    """The owner and datasets of a notebook request, checked; :class:`BadRequest` naming the bad field otherwise.
+
+    ``owner``: see :func:`check_owner`. ``datasets``: a list (``None`` for none) of at most
+    :data:`MAX_DATASETS` items, each a dataset permId or ``{"permId": ..., "owner": {...}}``
+    as :func:`eln_notebook` takes them; an item's ``owner`` is optional.
+    Returns ``(owner, datasets)`` with the datasets as dicts.
+    """
+    owner = check_owner(owner)
+    if datasets is None:
+        datasets = []
+    if not isinstance(datasets, list):
+        raise BadRequest("'datasets' must be a list of dataset permIds.")
+    if len(datasets) > MAX_DATASETS:
+        raise BadRequest(
+            f"Too many datasets: {len(datasets)}. A notebook takes at most {MAX_DATASETS} datasets;"
+            " choose fewer or make several notebooks."
+        )
+    checked = []
+    for i, ds in enumerate(datasets):
+        field = f"datasets[{i}]"
+        if isinstance(ds, dict):
+            item = {"permId": check_dataset_id(ds.get("permId"), f"{field}.permId")}
+            if ds.get("owner"):
+                item["owner"] = check_owner(ds["owner"], f"{field}.owner")
+        else:
+            item = {"permId": check_dataset_id(ds, field)}
+        checked.append(item)
+    return owner, checked
+
+
+def _literal(value: str, quote: str = "'") -> str:
+    """``value`` as a Python string literal, delimited by ``quote`` when that needs no escapes.
+
+    It is ``repr(value)``, so ``ast.literal_eval`` gives back ``value`` whatever it holds.
+    With ``quote='"'`` a value without quotes gets double quotes instead of repr's single
+    ones: the ELN writes the parents' list that way (``["20230101123456789-42"]``) and the
+    cells stay identical to its template. The swap is safe: repr only picks single quotes
+    around a value with a ``'`` if it also has a ``"``, so here no quote is in the value
+    and the escapes inside mean the same between either kind of quote.
+    """
+    text = repr(str(value))
+    if quote == '"' and text[0] == "'" and '"' not in value:
+        text = '"' + text[1:-1] + '"'
+    return text
 
 
 def _markdown(text: str) -> dict:
@@ -24,18 +154,17 @@ def _code(source: list[str] | str, cell_id: str | None = None) -> dict:
     }
 
 
-def _quote(value: str) -> str:
-    return repr(str(value))
-
-
 def eln_notebook(file_name: str, datasets: list[dict], owner: dict, history_id: str | None = None) -> dict:
-    """The ELN template.
+    """The ELN template, as an nbformat 4 notebook dict.
 
-    ``datasets``: ``[{"permId": ..., "owner": {"experiment"|"object": permId}}]``;
+    ``datasets``: ``[{"permId": ..., "owner": {"experiment"|"object": permId}}]`` (``owner`` optional);
     ``owner``: ``{"experiment": identifier}`` or ``{"object": identifier}``.
+    Both are checked with :func:`validate_request` first, so a bad id is a :class:`BadRequest`
+    and never reaches a cell; ``file_name`` and ``history_id`` are written as literals too.
     """
+    owner, datasets = validate_request(owner, datasets)
     history_id = history_id or str(uuid.uuid4())
-    parents = "[" + ", ".join(f'"{ds["permId"]}"' for ds in datasets) + "]"
+    parents = "[" + ", ".join(_literal(ds["permId"], '"') for ds in datasets) + "]"
     cells = [
         _markdown("# Jupyter notebook title, modify me!\n"),
         _markdown(
@@ -43,7 +172,7 @@ def eln_notebook(file_name: str, datasets: list[dict], owner: dict, history_id: 
             " - Don't modify if you don't know what you are doing!)"
         ),
         _markdown("Description : fileName variable, indicates the name of the document to save"),
-        _code(f"fileName={_quote(file_name)}", "fileName"),
+        _code(f"fileName={_literal(file_name)}", "fileName"),
         _markdown(
             "Description : resultDatasetParents variable, indicates the permIds of the parents of the result dataset"
         ),
@@ -52,7 +181,7 @@ def eln_notebook(file_name: str, datasets: list[dict], owner: dict, history_id: 
             "Description : history identifier, different versions of the same notebook"
             " should share the same identifier to keep the history"
         ),
-        _code(f"resultDatasetHistoryId={_quote(history_id)}", "resultDatasetHistoryId"),
+        _code(f"resultDatasetHistoryId={_literal(history_id)}", "resultDatasetHistoryId"),
         _markdown(
             "Description : resultDatasetName variable, indicates the name of the result dataset"
             " **to be set by the user**"
@@ -76,15 +205,15 @@ def eln_notebook(file_name: str, datasets: list[dict], owner: dict, history_id: 
         _markdown("## Datasets Information"),
     ]
     for i, ds in enumerate(datasets):
-        perm_id = ds["permId"]
+        perm_id = ds["permId"]  # checked: only letters, digits, '_', '-' and '.', so plain in Markdown too
         ds_owner = ds.get("owner") or {}
         cells.append(_markdown(f"Dataset {perm_id} Owner:"))
         if "object" in ds_owner:
-            cells.append(_code([f"s{i} = o.get_object('{ds_owner['object']}')\n", f"s{i}"]))
+            cells.append(_code([f"s{i} = o.get_object({_literal(ds_owner['object'])})\n", f"s{i}"]))
         elif "experiment" in ds_owner:
-            cells.append(_code([f"s{i} = o.get_experiment('{ds_owner['experiment']}')\n", f"s{i}.attrs"]))
+            cells.append(_code([f"s{i} = o.get_experiment({_literal(ds_owner['experiment'])})\n", f"s{i}.attrs"]))
         cells.append(_markdown(f"Dataset {perm_id}:"))
-        cells.append(_code([f"ds{i} = o.get_dataset('{perm_id}')\n", f"ds{i}.attrs"]))
+        cells.append(_code([f"ds{i} = o.get_dataset({_literal(perm_id)})\n", f"ds{i}.attrs"]))
         cells.append(_code(f'ds{i}.get_files(start_folder="/")'))
     cells.append(_markdown("## Datasets Download"))
     for i, _ in enumerate(datasets):
@@ -111,9 +240,9 @@ def eln_notebook(file_name: str, datasets: list[dict], owner: dict, history_id: 
         _markdown("Sets the owner of the result dataset"),
     ]
     if "object" in owner:
-        getter, keyword = f"o.get_object('{owner['object']}')", "sample"
+        getter, keyword = f"o.get_object({_literal(owner['object'])})", "sample"
     else:
-        getter, keyword = f"o.get_experiment('{owner['experiment']}')", "experiment"
+        getter, keyword = f"o.get_experiment({_literal(owner['experiment'])})", "experiment"
     cells += [
         _code([f"owner= {getter},\n", "owner"]),
         _markdown("Creates the result dataset"),

@@ -344,7 +344,10 @@ class Api:
 
     def as_getSessionInformation(self, params, base_url):
         session, pat = self._session(params)
-        return DtoBuilder(self.store, base_url).session_information(session, pat)
+        info = DtoBuilder(self.store, base_url).session_information(session, pat)
+        if session.user_id in self.store.reported_user_names:
+            info["userName"] = self.store.reported_user_names[session.user_id]
+        return info
 
     def _server_info(self, public=False):
         s = self.store

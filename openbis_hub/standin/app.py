@@ -299,7 +299,20 @@ class ControlHandler(Base):
             self.store.delay = max(0.0, float(body["delay"] or 0))
         if "session_timeout" in body:
             self.store.session_timeout = float(body["session_timeout"])
+        if "reported_user_names" in body:
+            self.store.reported_user_names.update(body["reported_user_names"])
         self.finish({"delay": self.store.delay, "session_timeout": self.store.session_timeout})
+
+
+class UsersHandler(Base):
+    """``POST /standin/users {"id", "password"}``: add an openBIS user (tests make their own)."""
+
+    def post(self):
+        body = json.loads(self.request.body or b"{}")
+        if not body.get("id") or not body.get("password"):
+            raise tornado.web.HTTPError(400, "id and password needed")
+        self.store.add_user(body["id"], body["password"])
+        self.finish({"id": body["id"]})
 
 
 class ExpireHandler(Base):
@@ -343,6 +356,7 @@ def make_app(store: Store, extra_handlers=None, public_url: str | None = None,
         (r"/standin/stats/reset", StatsResetHandler),
         (r"/standin/control", ControlHandler),
         (r"/standin/expire", ExpireHandler),
+        (r"/standin/users", UsersHandler),
         (r"/standin/datasets", DatasetsHandler),
     ]
     return tornado.web.Application(

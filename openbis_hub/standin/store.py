@@ -262,6 +262,9 @@ class Store:
         self.pat_max_validity = int(pat_max_validity)
         self.pat_warning_period = int(pat_warning_period)
         self.delay = 0.0
+        # test control: getSessionInformation reports this userName for a real user
+        # (a misbehaving or hostile openBIS, for the hub's checks of its answers)
+        self.reported_user_names: dict[str, object] = {}
         self._lock = threading.Lock()
         self._counter = 5  # permId sequence (demo uses 1..5)
         self.stats: dict[str, int] = {}
