@@ -69,9 +69,18 @@ if https:
 # the proxy: the project's own npm install first, then whatever is on PATH
 local_proxy = Path(__file__).resolve().parent / "node_modules" / ".bin" / "configurable-http-proxy"
 if local_proxy.exists():
-    c.ConfigurableHTTPProxy.command = [str(local_proxy)]
-elif not shutil.which("configurable-http-proxy"):
+    proxy_command = str(local_proxy)
+elif shutil.which("configurable-http-proxy"):
+    proxy_command = "configurable-http-proxy"
+else:
     fail("configurable-http-proxy not found; run `npm install` in the openbis-hub folder")
+# the proxy logs the URLs it could not route (the ELN's carry ?token=): its output
+# goes through a filter that removes tokens, as the hub's own log does (logging_config)
+c.ConfigurableHTTPProxy.command = [sys.executable, "-m", "openbis_hub.redact", "--", proxy_command]
+c.JupyterHub.logging_config = {
+    "filters": {"redact": {"()": "openbis_hub.redact.RedactingFilter"}},
+    "handlers": {"console": {"filters": ["redact"]}},
+}
 
 csp = "frame-ancestors 'self' " + " ".join(frame_ancestors)
 c.JupyterHub.tornado_settings = {

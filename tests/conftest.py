@@ -16,6 +16,34 @@ from standin import openbis_standin, start_standin  # noqa: E402,F401  (fixture 
 ISSUED_TOKENS: list[str] = []  # every token tests used; none may reach a log
 
 
+def pytest_collection_modifyitems(config, items):
+    """Everything outside tests/unit starts processes: the integration layer."""
+    for item in items:
+        if item.path.parent.name != "unit":
+            item.add_marker(pytest.mark.integration)
+
+
+LOG_ROOTS: list[Path] = []
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _log_root(tmp_path_factory):
+    """Every log of the session lies under pytest's base temporary directory."""
+    LOG_ROOTS.append(tmp_path_factory.getbasetemp())
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """The last word: no token the tests used appears in any log of this session."""
+    from logscan import leaks, logs_under
+
+    if not (LOG_ROOTS and ISSUED_TOKENS):
+        return
+    found = leaks(ISSUED_TOKENS, logs_under(*LOG_ROOTS))
+    if found:
+        session.config.get_terminal_writer().line("tokens in logs:\n" + "\n".join(found), red=True)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
 def openbis_login(standin, user: str, password: str | None = None) -> str:
     """A fresh openBIS session token, as the ELN holds it."""
     answer = standin.rpc("login", user, password or f"{user.split('.')[0].lower()}-pw")

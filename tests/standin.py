@@ -67,6 +67,10 @@ class RunningStandIn:
     def set_session_timeout(self, seconds: float):
         return self._request("POST", "/standin/control", {"session_timeout": seconds})
 
+    def issued(self) -> list[str]:
+        """Every session token and personal access token this stand-in handed out."""
+        return self._request("GET", "/standin/issued")["tokens"]
+
     def add_user(self, user: str, password: str):
         return self._request("POST", "/standin/users", {"id": user, "password": password})
 

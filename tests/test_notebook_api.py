@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import httpx
 import pytest
-from test_launch import eln_create, notebook
+from eln_client import eln_create, notebook
 
 from openbis_hub.service.app import OpenBISService
 

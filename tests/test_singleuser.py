@@ -1,9 +1,10 @@
 """The single-user server extension, against a real ``jupyter server`` and the openBIS stand-in.
 
 One notebook server (a subprocess, as root with ``--allow-root``) runs for the
-module with its own HOME and root dir, ``OPENBIS_URL``/``OPENBIS_TOKEN``/
-``OPENBIS_CA_BUNDLE`` pointing at a private https stand-in (started with
-``RAW_DATA:NOTES`` mandatory), and a fake hub API answering ``GET /user``.
+module with its own HOME and root dir, ``OPENBIS_URL``/``OPENBIS_CA_BUNDLE``
+pointing at a private https stand-in (started with ``RAW_DATA:NOTES``
+mandatory), and a stand-in of the Hub API answering ``GET /users/alice`` with
+the auth_state the server reads its openBIS token from.
 The test that expires alice's sessions runs last.
 """
 
@@ -63,7 +64,7 @@ def login(standin, user: str) -> str:
 
 
 class FakeHub:
-    """``GET /user`` as the hub answers a server's API token (auth_state optional)."""
+    """``GET /users/alice`` as the hub answers the server's own API token (with auth_state)."""
 
     def __init__(self):
         self.auth_state = None
@@ -75,6 +76,10 @@ class FakeHub:
                 hub.requests += 1
                 if self.headers.get("Authorization") != f"token {HUB_API_TOKEN}":
                     self.send_response(403)
+                    self.end_headers()
+                    return
+                if not self.path.endswith("/hub/api/users/alice"):
+                    self.send_response(404)
                     self.end_headers()
                     return
                 model = {"name": "alice", "kind": "user"}
@@ -177,11 +182,11 @@ def server(standin, fake_hub, parent_page, tmp_path_factory):
     home.mkdir()
     root.mkdir()
     token = login(standin, "alice")
+    fake_hub.auth_state = {"openbis_token": token, "notebook_token": token}
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith(("JUPYTER", "OPENBIS", "REQUESTS_CA"))},
         "HOME": str(home),
         "OPENBIS_URL": standin.url,
-        "OPENBIS_TOKEN": token,
         "OPENBIS_CA_BUNDLE": standin.ca_file,
         "OPENBIS_HUB_FRAME_ANCESTORS": f"{FRAME_ANCESTORS} {parent_page.origin}",
         "JUPYTERHUB_USER": "alice",
@@ -407,32 +412,43 @@ async def test_kernel_uses_pybis_without_password(server, standin, parents):
     assert f"PERMID {parents[0]} TOKEN_FROM_FILE True" in text
 
 
-def test_put_token(server, standin):
+def test_token_refreshed_from_auth_state_on_request(server, standin, fake_hub):
+    """``POST openbis/token`` carries nothing: the server reads its owner's auth_state from the hub."""
     path = server.token_file(standin.url)
-    before = path.read_text()
+    r = httpx.post(server.url + "/openbis/token")
+    assert r.status_code == 403, "only the owner (or a token for this server) may ask"
 
-    r = server.http.put("/openbis/token", json={"token": login(standin, "bob")})
-    assert r.status_code == 403, r.text
-    assert "message" in r.json()
-    assert path.read_text() == before
-
-    bogus = "alice-" + "240101120000000x" + "0" * 32
-    r = server.http.put("/openbis/token", json={"token": bogus})
-    assert r.status_code == 401
-    assert bogus not in r.text
-    assert path.read_text() == before
-
-    r = server.http.put("/openbis/token", json={})
-    assert r.status_code == 400
+    r = server.http.post("/openbis/token")
+    assert r.status_code == 200, r.text
+    assert r.json() == {"changed": False, "has_token": True}
+    assert server.http.put("/openbis/token", json={"token": "x"}).status_code == 405, "no token is accepted"
 
     fresh = login(standin, "alice")
-    r = server.http.put("/openbis/token", json={"token": fresh})
+    fake_hub.auth_state = {"openbis_token": fresh, "notebook_token": fresh}
+    r = server.http.post("/openbis/token")
     assert r.status_code == 200, r.text
-    assert r.json()["user"] == "alice"
+    assert r.json()["changed"] is True
     assert fresh not in r.text
     assert path.read_text() == fresh
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     server.openbis_token = fresh
+
+
+def test_personal_access_token_stays_after_refreshes(server, standin, fake_hub):
+    """PAT mode: auth_state's notebook_token (the PAT) is what pybis gets, not the short session token."""
+    path = server.token_file(standin.url)
+    session = login(standin, "alice")
+    pat = "$pat-alice-" + uuid.uuid4().hex
+    fake_hub.auth_state = {"openbis_token": session, "notebook_token": pat}
+    assert server.http.post("/openbis/token").json()["changed"] is True
+    seen = fake_hub.requests
+    deadline = time.monotonic() + 10
+    while fake_hub.requests < seen + 2 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert fake_hub.requests >= seen + 2, "the server does not poll the hub"
+    assert path.read_text() == pat
+    fake_hub.auth_state = {"openbis_token": server.openbis_token, "notebook_token": server.openbis_token}
+    assert server.http.post("/openbis/token").json()["changed"] is True
 
 
 def test_token_pulled_from_hub_auth_state(server, standin, fake_hub):
@@ -442,28 +458,25 @@ def test_token_pulled_from_hub_auth_state(server, standin, fake_hub):
     while fake_hub.requests < seen + 2 and time.monotonic() < deadline:
         time.sleep(0.1)
     assert fake_hub.requests >= seen + 2, "the server does not poll the hub"
-    assert path.read_text() == server.openbis_token  # no auth_state: nothing changes
+    assert path.read_text() == server.openbis_token  # auth_state unchanged: nothing changes
 
     fresh = login(standin, "alice")
-    fake_hub.auth_state = {"openbis_token": fresh}
-    try:
-        deadline = time.monotonic() + 10
-        while path.read_text() != fresh and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert path.read_text() == fresh
-        server.openbis_token = fresh
+    fake_hub.auth_state = {"openbis_token": fresh, "notebook_token": fresh}
+    deadline = time.monotonic() + 10
+    while path.read_text() != fresh and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert path.read_text() == fresh
+    server.openbis_token = fresh
 
-        # a newer token pushed by the launch service is not reverted by the hub's older one
-        newer = login(standin, "alice")
-        assert server.http.put("/openbis/token", json={"token": newer}).status_code == 200
-        seen = fake_hub.requests
-        deadline = time.monotonic() + 10
-        while fake_hub.requests < seen + 3 and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert path.read_text() == newer
-        server.openbis_token = newer
-    finally:
-        fake_hub.auth_state = None
+    # a token the researcher set in a kernel themselves stays until the hub has a new one
+    own = login(standin, "alice")
+    path.write_text(own)
+    seen = fake_hub.requests
+    deadline = time.monotonic() + 10
+    while fake_hub.requests < seen + 2 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert path.read_text() == own
+    path.write_text(fresh)
 
 
 def _dataset(standin, perm_id):
@@ -589,7 +602,10 @@ def test_helpers():
 
 
 def test_openbis_down_is_502_and_default_frame_ancestors(tmp_path, parents):
-    """openBIS unreachable: save and token push answer 502; CSP defaults to the openBIS origin."""
+    """openBIS unreachable: save answers 502; CSP defaults to the openBIS origin.
+
+    Without a hub the server takes its token from ``OPENBIS_TOKEN`` (a server run by hand).
+    """
     home, root = tmp_path / "home", tmp_path / "root"
     home.mkdir()
     root.mkdir()
@@ -614,9 +630,6 @@ def test_openbis_down_is_502_and_default_frame_ancestors(tmp_path, parents):
         r = s.http.post("/openbis/save", json={"path": "d.ipynb"})
         assert r.status_code == 502, r.text
         assert "unreachable" in r.json()["message"]
-        r = s.http.put("/openbis/token", json={"token": token})
-        assert r.status_code == 502
-        assert token not in r.text
         r = s.http.get("/openbis/save", params={"path": "d.ipynb"})
         assert r.status_code == 200 and r.json()["error"]["status"] == 502
         assert r.json()["owner"] == {"object": OBJECT}

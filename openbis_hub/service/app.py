@@ -17,6 +17,7 @@ from tornado import httpserver, web
 from traitlets import Bool, Float, Integer, List, Unicode, default
 from traitlets.config import Application
 
+from .. import redact
 from .._version import __version__
 from . import handlers
 from .hub import HubAPI
@@ -293,4 +294,6 @@ def main(argv=None):
     logging.basicConfig(level=logging.INFO, format="[%(levelname)1.1s %(asctime)s %(name)s] %(message)s")
     app = OpenBISService.instance()
     app.initialize(argv)
+    redact.install()  # no token in any log line, whoever logs it
+    redact.install(app.log)
     app.start()

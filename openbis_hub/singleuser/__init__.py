@@ -28,6 +28,9 @@ def _jupyter_labextension_paths():
 def _load_jupyter_server_extension(serverapp):
     from . import handlers
 
+    from .. import redact
+
+    redact.install(serverapp.log)  # no token in this server's log, whoever logs it
     ext = OpenBISHub(parent=serverapp, log=serverapp.log)
     ext.setup(serverapp)
     serverapp.web_app.settings["openbis_hub"] = ext

@@ -190,6 +190,12 @@ class OpenBISHub(LoggingConfigurable):
         if self.openbis_url and self._hub_api():
             # before the server serves: the first kernel finds its token
             self.apply_hub_model(self._read_hub_model_now())
+        elif self.openbis_url and os.environ.get("OPENBIS_TOKEN"):
+            # a server run by hand, without a hub: the token comes from the environment
+            try:
+                self.write_token(os.environ["OPENBIS_TOKEN"])
+            except (OSError, ValueError) as e:
+                self.log.error("openbis-hub: could not write the openBIS token file: %s", e)
         if self.ca_bundle:
             self._export_ca_bundle()
         settings = serverapp.web_app.settings

@@ -315,6 +315,14 @@ class UsersHandler(Base):
         self.finish({"id": body["id"]})
 
 
+class IssuedHandler(Base):
+    """``GET /standin/issued``: every session token and PAT handed out, for the tests' log scan."""
+
+    def get(self):
+        self.set_header("Cache-Control", "no-store")
+        self.finish({"tokens": list(self.store.issued)})
+
+
 class ExpireHandler(Base):
     def post(self):
         body = json.loads(self.request.body or b"{}")
@@ -357,6 +365,7 @@ def make_app(store: Store, extra_handlers=None, public_url: str | None = None,
         (r"/standin/control", ControlHandler),
         (r"/standin/expire", ExpireHandler),
         (r"/standin/users", UsersHandler),
+        (r"/standin/issued", IssuedHandler),
         (r"/standin/datasets", DatasetsHandler),
     ]
     return tornado.web.Application(

@@ -265,6 +265,7 @@ class Store:
         # test control: getSessionInformation reports this userName for a real user
         # (a misbehaving or hostile openBIS, for the hub's checks of its answers)
         self.reported_user_names: dict[str, object] = {}
+        self.issued: list[str] = []  # every session token and PAT handed out (for the tests' log scan)
         self._lock = threading.Lock()
         self._counter = 5  # permId sequence (demo uses 1..5)
         self.stats: dict[str, int] = {}
@@ -386,6 +387,7 @@ class Store:
         token = new_session_token(user.user_id)
         t = time.time()
         self.sessions[token] = Session(token, user.user_id, t, t)
+        self.issued.append(token)
         return token
 
     def _session_expired(self, s: Session) -> bool:
@@ -488,6 +490,7 @@ class Store:
         pat = PersonalAccessToken(new_pat_hash(owner), owner, session.user_id, session_name,
                                   valid_from, valid_to, n)
         self.pats[pat.hash] = pat
+        self.issued.append(pat.hash)
         return pat
 
     def workspace_for(self, token) -> dict:

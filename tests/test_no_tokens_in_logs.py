@@ -1,0 +1,59 @@
+"""No token reaches any log: not raw, not URL-encoded, whatever path it took.
+
+The test makes the requests that used to leak (the ELN's ``?token=``, the
+legacy ``?session=`` login field, a refused token, the proxy's error page
+while the service restarts) and then scans every log this test session has
+written so far; ``conftest.pytest_sessionfinish`` scans them once more at the
+very end, so logs written by later tests are covered too.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+import httpx
+import psutil
+from eln_client import eln_create, eln_url
+from logscan import leaks, logs_under
+
+
+def _service_process(hub) -> psutil.Process:
+    for child in psutil.Process(hub.process.pid).children(recursive=True):
+        if "openbis_hub.service" in " ".join(child.cmdline()):
+            return child
+    raise AssertionError("the launch service is not running under the hub")
+
+
+def _wait_for_service(hub, timeout=60):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{hub.url}/services/openbis/api/health", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise AssertionError("the launch service did not come back")
+
+
+async def test_no_token_in_any_log(hub, openbis_standin, token_for, tmp_path_factory):
+    token = token_for("alice")
+    await eln_create(hub, token, "logs", "scan.ipynb")
+    # the legacy login field and a refused token
+    httpx.get(f"{hub.url}/hub/login", params={"session": token_for("alice")}, timeout=30)
+    httpx.get(f"{hub.url}/hub/login", params={"token": "alice-260101120000000x" + "C" * 32}, timeout=30)
+    # the ELN's click while the service restarts: the proxy answers 503 and the hub's error page
+    # gets the whole URL, ?token= included, URL-encoded
+    during_restart = token_for("alice")
+    os.kill(_service_process(hub).pid, signal.SIGKILL)
+    answer = httpx.post(eln_url(hub, during_restart, "logs", "restart.ipynb", True), content=b"TEST", timeout=30)
+    _wait_for_service(hub)
+    assert answer.status_code >= 500 or answer.status_code == 200
+
+    logs = logs_under(tmp_path_factory.getbasetemp())
+    assert any(p.name == "hub.log" for p in logs), logs
+    issued = set(openbis_standin.issued())
+    assert {token, during_restart} <= issued
+    assert not leaks(issued, logs)
