@@ -226,13 +226,15 @@ class OpenBISService(Application):
 
     ip = Unicode("127.0.0.1", config=True, help="Address to listen on (the proxy forwards to it).")
 
-    def make_app(self) -> web.Application:
+    def make_app(self, transport=None) -> web.Application:
+        """The tornado application; ``transport`` (an httpx transport) replaces the network in tests."""
         self.hub = HubAPI(
             self.hub_api_url,
             self.api_token,
             self.proxy_url,
             timeout=self.openbis_timeout + 20,
             user_token_lifetime=self.user_token_lifetime,
+            transport=transport,
         )
         launcher = Launcher(
             self.hub,
