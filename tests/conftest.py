@@ -93,6 +93,10 @@ def embedding_pages():
         page.stop()
 
 
+# an openBIS user whose hub name differs (username_map), for warm launches with a fresh token
+MAPPED_USERS = 'c.OpenBISAuthenticator.username_map = {"Mapped.User": "mapped-user"}'
+
+
 @pytest.fixture(scope="session")
 def hub(openbis_standin, embedding_pages, tmp_path_factory):
     """JupyterHub + proxy + launch service + local single-user servers, from jupyterhub_config.py."""
@@ -100,7 +104,8 @@ def hub(openbis_standin, embedding_pages, tmp_path_factory):
         pytest.fail("configurable-http-proxy is missing: run `npm install` (./scripts/test does)")
     allowed = embedding_pages[0].origin
     running = RunningHub(tmp_path_factory.mktemp("hub"), openbis_standin.url, openbis_standin.ca_file,
-                         extra_env={"OPENBIS_HUB_FRAME_ANCESTORS": f"{openbis_standin.url} {allowed}"}).start()
+                         extra_env={"OPENBIS_HUB_FRAME_ANCESTORS": f"{openbis_standin.url} {allowed}"},
+                         extra_config=MAPPED_USERS).start()
     yield running
     running.stop()
 

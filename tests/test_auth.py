@@ -151,15 +151,32 @@ def test_hub_refuses_to_start_without(missing, tmp_path, openbis_standin):
     assert lines and lines[0].startswith("openbis-hub:"), hub.log_text()[-2000:]
 
 
+def test_local_spawner_refuses_a_network_bind(tmp_path, openbis_standin):
+    """Local servers share one OS account: never on a public address unless explicitly allowed."""
+    from hub import RunningHub, free_port
+
+    hub = RunningHub(tmp_path, openbis_standin.url, openbis_standin.ca_file,
+                     extra_env={"OPENBIS_HUB_BIND_URL": f"http://0.0.0.0:{free_port()}"})
+    with pytest.raises(RuntimeError, match="exited"):
+        hub.start(timeout=60)
+    text = hub.log_text()
+    assert "no isolation between users" in text
+    assert "OPENBIS_HUB_ALLOW_LOCAL_SPAWNER_ON_NETWORK=true" in text
+
+
 def test_notebook_gets_a_personal_access_token_when_configured(slow_hub, openbis_standin, token_for):
     """slow_hub runs with OPENBIS_HUB_CREATE_PAT=true."""
     pats = []
     for _ in range(2):  # the second login reuses the still valid token
+        session = token_for("alice")
         with browser(slow_hub) as b:
-            page = b.get("/hub/login", params={"token": token_for("alice"), "next": "/hub/home"})
+            page = b.get("/hub/login", params={"token": session, "next": "/hub/home"})
         assert page.status_code == 200
         with slow_hub.api() as api:
-            pats.append(api.get("/users/alice").json()["auth_state"]["notebook_token"])
+            auth_state = api.get("/users/alice").json()["auth_state"]
+        pats.append(auth_state["notebook_token"])
+        # what the server reads: the PAT, while the session token is the fresh one
+        assert auth_state["openbis_token"] == session
     assert pats[0].startswith("$pat-alice-") and pats[0] == pats[1]
     info = openbis_standin.rpc("getSessionInformation", pats[0])["result"]
     assert info["userName"] == "alice" and info["personalAccessTokenSession"] is True

@@ -150,3 +150,34 @@ async def test_credentials_a_user_captures_in_their_server_open_nothing_of_other
             files = await client.get(f"{hub.url}/user/bob/api/contents/bob-secrets")
             model = await client.get(f"{hub_api}/users/bob")
         assert _refused(files) and _refused(model), (files.status_code, model.status_code)
+
+
+async def test_a_user_name_openbis_should_not_report_gives_502_and_no_hub_user(hub, openbis_standin):
+    name = "zed" + secrets.token_hex(3)
+    openbis_standin.add_user(name, "pw")
+    token = openbis_standin.rpc("login", name, "pw")["result"]
+    ISSUED_TOKENS.append(token)
+    for reported in ["../evil", "a/b", "bad\nname", ""]:
+        openbis_standin.report_user_name(name, reported)
+        async with httpx.AsyncClient(timeout=60) as client:
+            r = await client.post(f"{hub.url}/services/openbis/?token={token}&folder=&filename=n.ipynb&test=True",
+                                  content=b"TEST")
+        assert r.status_code == 502, (reported, r.status_code, r.text)
+        assert "user name" in r.json()["message"]
+    with hub.api() as api:
+        names = {u["name"] for u in api.get("/users").json()}
+    assert not any("evil" in n or "/" in n or "\n" in n for n in names)
+
+
+async def test_warm_click_with_a_fresh_token_for_a_mapped_user_name(hub, openbis_standin):
+    """username_map (and lowercase_usernames): the hub name is not openBIS's, warm clicks still work."""
+    openbis_standin.add_user("Mapped.User", "mapped-pw")
+    tokens = []
+    for folder in ("cold", "warm"):
+        tokens.append(openbis_standin.rpc("login", "Mapped.User", "mapped-pw")["result"])
+        ISSUED_TOKENS.append(tokens[-1])
+        dry, write = await eln_create(hub, tokens[-1], folder, "n.ipynb")
+        assert write.status_code == 200, write.text
+        assert "/user/mapped-user/" in write.json()["link"]
+    token_file = Path(hub.workdir) / "state" / "users" / "mapped-user" / ".pybis" / "127.0.0.1.token"
+    assert token_file.read_text() == tokens[-1], "the running server reads the fresh token from auth_state"
