@@ -58,9 +58,14 @@ def create_notebook(hub, token: str, folder: str, name: str) -> dict:
 
 
 async def run_cell(page, text: str) -> None:
+    """Run the code cell holding ``text`` and wait until the kernel has run it (its prompt shows a number)."""
     cell = page.locator(".jp-CodeCell", has_text=text).first
     await cell.locator(".cm-content").click()
     await page.keyboard.press("Shift+Enter")
+    prompt = cell.locator(".jp-InputPrompt")
+    await page.wait_for_function(
+        "el => /\\[\\d+\\]/.test(el.textContent)", arg=await prompt.element_handle(), timeout=120_000
+    )
 
 
 async def test_eln_link_cells_and_save_to_openbis(hub, token_for, openbis_standin, chromium):

@@ -273,7 +273,8 @@ def files_in_volume(user: str, prefix: str = VOLUME_PREFIX) -> list[str]:
 
 
 # a kernel in the user's container runs pybis against the stand-in with the
-# environment the hub gave the container (OPENBIS_URL, OPENBIS_TOKEN, OPENBIS_CA_BUNDLE)
+# environment the hub gave the container (OPENBIS_URL, OPENBIS_CA_BUNDLE) and the token file
+# the server wrote from the user's auth_state
 KERNEL_PYBIS = r"""
 import json, sys
 from jupyter_client.manager import start_new_kernel
@@ -286,9 +287,11 @@ def hook(msg):
         out.append("ERROR " + msg["content"]["ename"] + ": " + msg["content"]["evalue"])
 code = '''
 import os
+from urllib.parse import urlsplit
 from pybis import Openbis
+host = urlsplit(os.environ["OPENBIS_URL"]).hostname
 o = Openbis(os.environ["OPENBIS_URL"], verify_certificates=os.environ["OPENBIS_CA_BUNDLE"])
-o.set_token(os.environ["OPENBIS_TOKEN"])
+o.set_token(open(os.path.expanduser(f"~/.pybis/{host}.token")).read())
 print("user", o.get_session_info().userName if hasattr(o, "get_session_info") else "?")
 print("datasets", sorted(d.permId for d in o.get_datasets()))
 '''
@@ -363,7 +366,7 @@ def test_eln_flow_spawns_a_container_with_the_notebook_in_its_volume(stack):
     assert mounts["/etc/openbis-hub/openbis-ca.pem"]["RW"] is False
     env = dict(e.split("=", 1) for e in info["Config"]["Env"])
     assert env["OPENBIS_URL"] == stack.standin.url
-    assert env["OPENBIS_TOKEN"]
+    assert "OPENBIS_TOKEN" not in env, "the token reaches the server from auth_state, not the environment"
     assert env["OPENBIS_CA_BUNDLE"] == "/etc/openbis-hub/openbis-ca.pem"
 
     assert "my analysis/first.ipynb" in files_in_volume("alice")

@@ -209,18 +209,6 @@ def test_no_ca_no_extra_mount(env):
     assert list(sp.volume_binds) == [volume_name("alice")]
 
 
-def test_openbis_token_reaches_the_container(env):
-    sp = make_spawner(configured(), "alice")
-    # what OpenBISAuthenticator.pre_spawn_start does
-    sp.environment["OPENBIS_URL"] = "https://openbis.example.org"
-    sp.environment["OPENBIS_TOKEN"] = "alice-251107-abc"
-    # Spawner.get_env() merges .environment into the container's environment
-    assert sp.environment["OPENBIS_URL"] == "https://openbis.example.org"
-    assert sp.environment["OPENBIS_TOKEN"] == "alice-251107-abc"
-    # and it does not leak into another user's spawner
-    assert "OPENBIS_TOKEN" not in make_spawner(configured(), "bob").environment
-
-
 def test_idle_culler_service_and_role(env):
     c = configured(OPENBIS_HUB_IDLE_TIMEOUT="1800")
     (service,) = c.JupyterHub.services

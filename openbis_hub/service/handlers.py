@@ -45,6 +45,9 @@ class BaseHandler(web.RequestHandler):
 
     #: whether requests must carry an openBIS token (checked in ``prepare``)
     needs_token = True
+    #: a request refused before its body was read leaves the connection unusable:
+    #: tornado closes it, so the answer must say so, or the proxy reuses it and fails
+    refused_before_body = False
 
     @property
     def launcher(self):
@@ -112,6 +115,8 @@ class BaseHandler(web.RequestHandler):
     def write_error(self, status_code, **kwargs):
         """The one place errors become answers: ``{"status", "message"}``, never a traceback."""
         exc = kwargs.get("exc_info", (None, None, None))[1]
+        if self.refused_before_body:
+            self.set_header("Connection", "close")
         if isinstance(exc, OpenBISHubError):
             message = exc.message
             for name, value in getattr(exc, "headers", {}).items():
@@ -148,8 +153,11 @@ class BaseHandler(web.RequestHandler):
 class StreamedBodyHandler(BaseHandler):
     """Reads the body only after ``prepare`` accepted the request; at most ``max_body_size`` bytes."""
 
+    refused_before_body = True  # until prepare() has accepted the request
+
     async def prepare(self):
         await super().prepare()  # origin and token first: a refused request reads no body
+        self.refused_before_body = False
         self.request.connection.set_max_body_size(1 << 40)  # counted here instead
         self._chunks: list[bytes] = []
         self._size = 0

@@ -293,3 +293,13 @@ async def test_errors_never_carry_the_token(service):
     r = await client.post(eln(token), content=b"TEST")
     assert r.status_code == 401
     assert token not in r.text
+
+
+async def test_a_refusal_before_the_body_closes_the_connection_honestly(service):
+    """tornado drops a connection whose body it did not read; the answer says so, or a proxy reuses it."""
+    _, client, _ = service
+    r = await client.get("/api/notebooks/a.ipynb")
+    assert r.status_code == 401
+    assert r.headers["Connection"] == "close"
+    for _ in range(3):  # the next requests on a fresh connection work
+        assert (await client.put("/api/notebooks/a.ipynb")).status_code == 401
