@@ -31,6 +31,8 @@ from urllib.parse import quote
 
 import httpx
 import pytest
+from conftest import ISSUED_TOKENS
+from spy import install_spy_code, parse_spy_record, refused, try_everything_on
 from standin import start_standin
 
 from openbis_hub.spawners import container_name, volume_name
@@ -174,6 +176,16 @@ class Stack:
     def logs(self) -> str:
         return self.compose("logs", "--no-color", "--tail", "80", "hub", check=False).stdout
 
+    def wait_for_log(self, *words: str, timeout: float = 60) -> str:
+        """The hub's log once a line holds every one of ``words`` (the hub writes it asynchronously)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            logs = self.compose("logs", "--no-color", "hub", check=False).stdout
+            if any(all(w in line for w in words) for line in logs.splitlines()):
+                return logs
+            assert time.monotonic() < deadline, f"no log line with {words}:\n{logs[-3000:]}"
+            time.sleep(0.5)
+
     def wait_ready(self, timeout=120):
         deadline = time.monotonic() + timeout
         last = None
@@ -194,6 +206,7 @@ class Stack:
     def token(self, user: str, password: str) -> str:
         envelope = self.standin.rpc("login", user, password)
         assert envelope.get("result"), envelope
+        ISSUED_TOKENS.append(envelope["result"])  # none may reach a log (conftest scans them)
         return envelope["result"]
 
     def eln_post(self, token: str, folder: str, filename: str, notebook: dict | None, *, client=None):
@@ -218,7 +231,15 @@ class Stack:
     def down(self):
         self.compose("down", "--remove-orphans", check=False, timeout=180)
 
+    def save_logs(self):
+        """The deployment's logs (hub, proxy, service, users' servers) as files, for the log scan."""
+        (self.tmp / "compose.log").write_text(self.compose("logs", "--no-color", check=False).stdout)
+        for c in docker("ps", "-aq", "--filter", f"name={self.container_prefix}-", check=False).stdout.split():
+            out = docker("logs", c, check=False)
+            (self.tmp / f"container-{c}.log").write_text(out.stdout + out.stderr)
+
     def cleanup(self):
+        self.save_logs()
         self.down()
         for c in docker("ps", "-aq", "--filter", f"name={self.container_prefix}-", check=False).stdout.split():
             docker("rm", "-f", c, check=False)
@@ -343,8 +364,7 @@ def test_bad_config_stops_the_hub_with_one_clear_line(engine):
 
 
 def test_hub_checks_the_engine_and_image_at_start(stack):
-    logs = stack.logs()
-    assert f"single-user image {NOTEBOOK_IMAGE} present" in logs, logs
+    stack.wait_for_log(f"single-user image {NOTEBOOK_IMAGE} present")
     # https only; the certificate is the mounted one
     assert httpx.get(f"{stack.url}/hub/api", verify=stack.hub_ca).json()["version"].startswith("6.1")
 
@@ -416,6 +436,59 @@ def test_user_with_capitals_and_a_dot(stack):
     assert run_pybis_in_kernel("Jane.Doe")["status"] == "ok"
 
 
+def test_credentials_a_user_captures_in_their_container_open_nothing_of_others(stack):
+    """The spy of test_least_privilege.py in the Docker deployment.
+
+    The user writes the spy into ~/.jupyter from inside their container; it
+    takes effect when that container's server restarts (the engine restarting
+    it, as after a crash).  A cold start gets a fresh container without it:
+    only the volume survives a stop, and the server reads no config from there.
+    """
+    stack.standin.add_user("mallory", "mallory-pw")
+    victim = stack.token("bob", "bob-pw")
+    stack.eln_create(victim, "bob-secrets", "plan.ipynb", "secret = 42")
+    token = stack.token("mallory", "mallory-pw")
+    stack.eln_create(token, "", "first.ipynb", "x = 1")
+    installed = exec_in("mallory", "python", "-c",
+                        install_spy_code("~/.jupyter/jupyter_server_config.py", "~/work/spy.jsonl"))
+    assert installed.returncode == 0, installed.stderr[-1000:]
+    docker("restart", container_name("mallory", CONTAINER_PREFIX), timeout=120)
+    deadline = time.monotonic() + 120
+    while exec_in("mallory", "test", "-s", "/home/jovyan/work/spy.jsonl").returncode != 0:
+        assert time.monotonic() < deadline, "the restarted server did not load the user's config"
+        time.sleep(0.5)
+    with stack.client() as c:  # until the server answers through the proxy again
+        while c.get(f"{stack.url}/user/mallory/api/status").status_code not in (401, 403):
+            assert time.monotonic() < deadline, "the restarted server does not answer"
+            time.sleep(0.5)
+
+    # the product used normally: warm clicks, one with a fresh token, the integrators' API, the browser
+    stack.eln_create(token, "work", "warm.ipynb", "1")
+    fresh = stack.token("mallory", "mallory-pw")
+    stack.eln_create(fresh, "work", "fresh.ipynb", "2")
+    with stack.client(headers={"Authorization": f"Bearer {fresh}"}) as c:
+        created = c.post(f"{stack.url}/services/openbis/api/notebooks",
+                         json={"owner": {"object": "/DEMO/STEP1"}, "name": "api"})
+        assert created.status_code == 201, created.text
+        assert c.get(f"{stack.url}/services/openbis/api/sessions").status_code == 200
+    with login(stack, fresh, "/user/mallory/notebooks/work/warm.ipynb") as (browser, page):
+        assert page.status_code == 200
+
+    tokens, cookies = parse_spy_record(exec_in("mallory", "cat", "/home/jovyan/work/spy.jsonl").stdout)
+    assert len(tokens - {token, fresh}) >= 2, "the spy saw the service's requests and the server's own token"
+    assert not tokens & {token, fresh}, "no openBIS token travels to the server"
+    for credential in tokens:
+        with stack.client(headers={"Authorization": f"token {credential}"}) as client:
+            attempts = try_everything_on(client, stack.url, "bob", "bob-secrets", token, "mallory")
+        for what, response in attempts.items():
+            assert refused(response), (what, response.status_code, response.text[:200])
+    for cookie in cookies:
+        with stack.client(headers={"Cookie": cookie}) as client:
+            attempts = try_everything_on(client, stack.url, "bob", "bob-secrets", token, "mallory")
+        for what in ("another user's model and auth_state", "another user's files"):
+            assert refused(attempts[what]), (what, attempts[what].status_code)
+
+
 def test_compose_down_and_up_keeps_users_and_notebooks(stack):
     token = stack.token("alice", "alice-pw")
     with login(stack, token, "/hub/home") as (browser, page):
@@ -441,7 +514,7 @@ def test_missing_image_gives_the_eln_a_json_error(stack):
     with login(stack, token, "/hub/home") as (browser, _):
         stop_server(stack, browser, "Jane.Doe")
     stack.up(OPENBIS_HUB_NOTEBOOK_IMAGE="openbis-hub-singleuser:no-such-tag")
-    assert "single-user image 'openbis-hub-singleuser:no-such-tag' is missing" in stack.logs()
+    stack.wait_for_log("single-user image 'openbis-hub-singleuser:no-such-tag' is missing")
     started = time.monotonic()
     r = stack.eln_post(token, "jane", "again.ipynb", None)
     assert time.monotonic() - started < 60
@@ -453,7 +526,7 @@ def test_missing_image_gives_the_eln_a_json_error(stack):
 def test_dead_docker_engine_gives_the_eln_a_json_error(stack):
     token = stack.token("Jane.Doe", "jane-pw")
     stack.up(OPENBIS_HUB_DOCKER_HOST="tcp://127.0.0.1:9")
-    assert "the Docker engine does not answer" in stack.logs()
+    stack.wait_for_log("the Docker engine does not answer")
     started = time.monotonic()
     r = stack.eln_post(token, "jane", "again.ipynb", None)
     assert time.monotonic() - started < 60

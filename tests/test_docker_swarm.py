@@ -77,7 +77,7 @@ def service_task_container(stack: Stack, user: str, timeout: float = 60) -> str 
 
 
 def test_hub_checks_the_engine_and_image_at_start(stack):
-    assert "single-user image" in stack.logs() and "present" in stack.logs(), stack.logs()
+    stack.wait_for_log("single-user image", "present")
 
 
 def test_eln_flow_spawns_a_swarm_service(stack):
