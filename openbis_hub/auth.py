@@ -13,7 +13,7 @@ hub token, which may read its owner's auth_state and nothing else).
 from __future__ import annotations
 
 import os
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 from jupyterhub.apihandlers.base import APIHandler
 from jupyterhub.auth import Authenticator
@@ -43,6 +43,27 @@ class OpenBISLoginRefused(web.HTTPError):
         self.openbis_status = openbis_status
 
 
+# what may stay unescaped in a redirect target: RFC 3986's reserved and unreserved characters
+_URL_SAFE = "/:@!$&'()*+,;=~"
+
+
+def as_url(path: str) -> str:
+    """A decoded ``next`` (the ELN ``encodeURIComponent``-ed it) as a URL again.
+
+    Typed names hold ``%``, spaces and any Unicode; redirected to unescaped,
+    the proxy cannot decode the path and answers 500.  Each such character
+    is escaped again, so the browser lands on exactly the decoded path.
+    """
+    path_part, sep, query = path.partition("?")
+    query, hash_sep, fragment = query.partition("#")
+    out = quote(path_part, safe=_URL_SAFE)
+    if sep:
+        out += "?" + quote(query, safe=_URL_SAFE + "?")
+    if hash_sep:
+        out += "#" + quote(fragment, safe=_URL_SAFE + "?")
+    return out
+
+
 class OpenBISLoginHandler(LoginHandler):
     """``/hub/login``: the ELN's token link, plus the usual form.
 
@@ -66,7 +87,7 @@ class OpenBISLoginHandler(LoginHandler):
         self._jupyterhub_user = user
         # validated like JupyterHub does (local paths only); never get_next_url():
         # without a valid ?next= it copies the query, ?token= included, into the redirect
-        next_url = self._validate_next_url(self.get_argument("next", ""))
+        next_url = self._validate_next_url(as_url(self.get_argument("next", "")))
         if next_url:
             if next_url.startswith(user.url) and not user.spawner.active:
                 # the server is not running: start it on the way instead of

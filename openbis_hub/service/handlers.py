@@ -15,13 +15,14 @@ import asyncio
 import json
 import logging
 import sys
-from urllib.parse import parse_qs, quote
+from urllib.parse import quote
 
 import nbformat
 from tornado import web
 
 from ..errors import BadRequest, OpenBISHubError, PayloadTooLarge, Unauthorized
 from . import contents
+from .eln_query import parse_eln_query
 from .openapi import openapi_document
 from .paths import clean_folder, clean_notebook_name, join
 from .template import eln_notebook, validate_request
@@ -266,30 +267,30 @@ class ELNHandler(StreamedBodyHandler):
         self.needs_token = self.request.method == "POST"
         await super().prepare()
 
-    def _query(self, name: str) -> str | None:
-        # parsed here, not with get_query_argument, which turns NUL and other
-        # control characters into spaces and would hide them from the checks
-        if not hasattr(self, "_arguments"):
-            self._arguments = parse_qs(self.request.query, keep_blank_values=True)
-        values = self._arguments.get(name)
-        return values[-1] if values else None
+    @property
+    def eln_query(self):
+        """The ELN's parameters, read as the ELN writes them (see eln_query.py)."""
+        if not hasattr(self, "_eln_query"):
+            self._eln_query = parse_eln_query(self.request.query)
+        return self._eln_query
 
     def openbis_token(self) -> str:
-        token = self._query("token")
+        token = self.eln_query.token
         if not token:
             raise Unauthorized("The openBIS token is missing (?token=).")
         return token
 
     async def post(self, *args):
         user = self.user
-        test = (self._query("test") or "False").strip().lower()
+        query = self.eln_query
+        test = (query.test or "False").strip().lower()
         if test not in {"true", "false", "1", "0"}:
             raise BadRequest("The parameter 'test' must be True or False.")
         dry_run = test in {"true", "1"}
-        if self._query("filename") is None:
+        if query.filename is None:
             raise BadRequest("The parameter 'filename' is missing.")
-        folder = clean_folder(self._query("folder"))
-        filename = clean_notebook_name(self._query("filename"))
+        folder = clean_folder(query.folder)
+        filename = clean_notebook_name(query.filename)
         notebook = None
         if not dry_run:
             body = self.body

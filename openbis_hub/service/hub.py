@@ -259,5 +259,7 @@ class HubAPI:
                 message = f"the server of {name} is not running"  # the hub answered in its place
             else:
                 message = _hub_message(response)
-            raise HubAPIError(f"{method} {path.split('?')[0]} failed: {message}", status=response.status_code)
+            # the user's server failing is a bad gateway for our callers, never our own 500
+            status = 502 if response.status_code >= 500 else response.status_code
+            raise HubAPIError(f"{method} {path.split('?')[0]} failed: {message}", status=status)
         return response

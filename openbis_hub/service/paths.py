@@ -17,6 +17,10 @@ from ..errors import BadRequest
 MAX_NAME_BYTES = 255
 """Longest folder or file name, in bytes of UTF-8 (NAME_MAX of ext4, XFS, btrfs and most others)."""
 
+CHECKPOINT_SUFFIX = "-checkpoint"
+MAX_NOTEBOOK_NAME_BYTES = MAX_NAME_BYTES - len(CHECKPOINT_SUFFIX)
+"""Longest notebook file name: Jupyter keeps a copy ``<stem>-checkpoint.ipynb`` beside it, which must fit too."""
+
 MAX_FOLDER_BYTES = 4096
 """Longest folder path, in bytes of UTF-8 (PATH_MAX on Linux)."""
 
@@ -38,7 +42,7 @@ def _size(text: str) -> int:
     return len(text.encode("utf-8", "surrogatepass"))
 
 
-def _check_part(part: str, what: str) -> None:
+def _check_part(part: str, what: str, limit: int = MAX_NAME_BYTES) -> None:
     """One name (a folder component or the file name); ``what`` names it in the messages."""
     if part in {".", ".."}:
         raise UnsafePath(f"The {what} must not contain '.' or '..' components.")
@@ -49,10 +53,10 @@ def _check_part(part: str, what: str) -> None:
     if any(not ch.isprintable() for ch in part):
         raise UnsafePath(f"The {what} must not contain control characters.")
     size = _size(part)
-    if size > MAX_NAME_BYTES:
+    if size > limit:
         subject = f"The {what} is" if what != "folder" else "A name in the folder is"
         raise UnsafePath(
-            f"{subject} too long: {size} bytes, at most {MAX_NAME_BYTES} are allowed ({_BYTES_NOTE})."
+            f"{subject} too long: {size} bytes, at most {limit} are allowed ({_BYTES_NOTE})."
             " Choose a shorter name."
         )
 
@@ -83,7 +87,7 @@ def clean_folder(folder: str | None) -> str:
 
 
 def clean_notebook_name(filename: str | None) -> str:
-    """A notebook file name: no folders, ends with .ipynb, at most :data:`MAX_NAME_BYTES` bytes of UTF-8.
+    """A notebook file name: no folders, ends with .ipynb, at most :data:`MAX_NOTEBOOK_NAME_BYTES` bytes of UTF-8.
 
     A name that fits may still be too long to number (``name 2.ipynb``): :func:`numbered` checks that.
     """
@@ -93,7 +97,7 @@ def clean_notebook_name(filename: str | None) -> str:
         raise UnsafePath("The notebook file name must not contain '/', '\\' or NUL characters.")
     if not filename.endswith(".ipynb") or filename == ".ipynb":
         raise UnsafePath("The notebook file name must end with '.ipynb'.")
-    _check_part(filename, "notebook file name")
+    _check_part(filename, "notebook file name", MAX_NOTEBOOK_NAME_BYTES)
     return filename
 
 
@@ -105,16 +109,16 @@ def join(folder: str, filename: str) -> str:
 def numbered(filename: str, n: int) -> str:
     """``name.ipynb`` -> ``name 2.ipynb`` for n = 2; ``filename`` itself for n = 1.
 
-    Never returns a name longer than :data:`MAX_NAME_BYTES` bytes: when the number would not
+    Never returns a name longer than :data:`MAX_NOTEBOOK_NAME_BYTES` bytes: when the number would not
     fit (a name near the limit that is already taken), :class:`UnsafePath` asks for a shorter one,
     so callers that count up until a name is free need no check of their own.
     """
     stem = filename[: -len(".ipynb")]
     name = filename if n == 1 else f"{stem} {n}.ipynb"
     size = _size(name)
-    if size > MAX_NAME_BYTES:
+    if size > MAX_NOTEBOOK_NAME_BYTES:
         raise UnsafePath(
             f"The notebook file name is taken and too long to number: with ' {n}' added it has {size} bytes,"
-            f" at most {MAX_NAME_BYTES} are allowed ({_BYTES_NOTE}). Choose a shorter name."
+            f" at most {MAX_NOTEBOOK_NAME_BYTES} are allowed ({_BYTES_NOTE}). Choose a shorter name."
         )
     return name

@@ -8,6 +8,7 @@ from openbis_hub.errors import BadRequest
 from openbis_hub.service.paths import (
     MAX_FOLDER_BYTES,
     MAX_NAME_BYTES,
+    MAX_NOTEBOOK_NAME_BYTES,
     UnsafePath,
     clean_folder,
     clean_notebook_name,
@@ -37,23 +38,25 @@ def test_limits():
     assert (MAX_NAME_BYTES, MAX_FOLDER_BYTES) == (255, 4096)
 
 
-def test_ascii_notebook_name_255_ok_256_refused():
-    assert clean_notebook_name(_name(255)) == _name(255)
-    message = _message(clean_notebook_name, _name(256))
-    assert "too long" in message and "256 bytes" in message and "255" in message
+def test_notebook_names_leave_room_for_jupyters_checkpoint_copy():
+    """Jupyter saves ``<stem>-checkpoint.ipynb`` beside the notebook: that name must fit in 255 bytes too."""
+    assert MAX_NOTEBOOK_NAME_BYTES == 255 - len("-checkpoint") == 244
+    assert clean_notebook_name(_name(244)) == _name(244)
+    message = _message(clean_notebook_name, _name(245))
+    assert "too long" in message and "245 bytes" in message and "244" in message
     assert "Choose a shorter name." in message
 
 
 @pytest.mark.parametrize("char", ["ä", "€", "😀"], ids=["2 bytes", "3 bytes", "4 bytes"])
 def test_multibyte_notebook_name_at_the_boundary(char):
     width = len(char.encode())
-    stem = (MAX_NAME_BYTES - len(SUFFIX)) // width
+    stem = (MAX_NOTEBOOK_NAME_BYTES - len(SUFFIX)) // width
     fits = char * stem + SUFFIX
-    assert len(fits.encode()) <= 255
+    assert len(fits.encode()) <= MAX_NOTEBOOK_NAME_BYTES
     assert clean_notebook_name(fits) == fits
-    # one more character is too many bytes, though far fewer than 255 characters
+    # one more character is too many bytes, though far fewer characters than the limit
     over = char * (stem + 1) + SUFFIX
-    assert len(over) < 255 < len(over.encode())
+    assert len(over) < MAX_NOTEBOOK_NAME_BYTES < len(over.encode())
     assert "too long" in _message(clean_notebook_name, over)
 
 
@@ -96,28 +99,28 @@ def test_numbered_fits_or_refuses():
     assert numbered("n.ipynb", 1) == "n.ipynb"
     assert numbered("n.ipynb", 2) == "n 2.ipynb"
     assert numbered("n.ipynb", 10) == "n 10.ipynb"
-    room = _name(253)  # ' 2' brings it to 255
+    room = _name(242)  # ' 2' brings it to the limit, 244
     assert numbered(room, 2) == room[: -len(SUFFIX)] + " 2" + SUFFIX
-    assert len(numbered(room, 2).encode()) == 255
-    message = _message(numbered, room, 10)  # ' 10' would be 256 bytes
-    assert "taken" in message and "256 bytes" in message and "Choose a shorter name." in message
-    full = _name(255)
+    assert len(numbered(room, 2).encode()) == MAX_NOTEBOOK_NAME_BYTES
+    message = _message(numbered, room, 10)  # ' 10' would be 245 bytes
+    assert "taken" in message and "245 bytes" in message and "Choose a shorter name." in message
+    full = _name(244)
     assert numbered(full, 1) == full  # the name itself, when free, is fine
     assert "taken" in _message(numbered, full, 2)
-    umlauts = "ä" * 124 + SUFFIX  # 254 bytes
-    assert "too long to number" in _message(numbered, umlauts, 2)
+    umlauts = "ä" * 118 + SUFFIX  # 242 bytes
+    assert "too long to number" in _message(numbered, umlauts, 10)
 
 
-def test_numbered_never_returns_more_than_255_bytes():
-    for total in range(240, 256):
+def test_numbered_never_returns_more_than_the_limit():
+    for total in range(230, 245):
         name = _name(total)
         for n in range(1, 1200, 7):
             try:
                 result = numbered(name, n)
             except UnsafePath:
-                assert len(f"{name[: -len(SUFFIX)]} {n}{SUFFIX}".encode()) > 255
+                assert len(f"{name[: -len(SUFFIX)]} {n}{SUFFIX}".encode()) > MAX_NOTEBOOK_NAME_BYTES
             else:
-                assert len(result.encode()) <= 255
+                assert len(result.encode()) <= MAX_NOTEBOOK_NAME_BYTES
 
 
 def test_join():
