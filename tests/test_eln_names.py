@@ -108,3 +108,25 @@ async def test_foreign_origin_starts_nothing(hub, token_for, openbis_standin):
     assert r.status_code == 403 and r.headers["Content-Type"].startswith("application/json")
     with hub.api() as api:
         assert api.get(f"/users/{user}").status_code == 404
+
+
+async def test_run_all_runs_through_the_elns_notebook(hub, token_for):
+    """The ELN's template, Run All in a kernel: the optional session-refresh cell no longer stops it."""
+    from eln_client import DATASET
+    from kernel import run_cells
+
+    token = token_for("alice")
+    created = httpx.post(f"{hub.url}/services/openbis/api/notebooks", timeout=120,
+                         headers={"Authorization": f"Bearer {token}"},
+                         json={"datasets": [DATASET], "owner": {"object": "/DEMO/STEP1"}, "folder": "runall",
+                               "name": "all"})
+    assert created.status_code == 201, created.text
+    path = created.json()["path"]
+    nb = stored(hub, "alice", path)["content"]
+    assert nb["metadata"]["openbis_hub"]["rewritten_cells"], "the rewrite is recorded"
+    codes = ["".join(c["source"]) if isinstance(c["source"], list) else c["source"]
+             for c in nb["cells"] if c["cell_type"] == "code"]
+    results = await run_cells(hub.url, hub.admin_token, "alice", codes, path=path, timeout=180)
+    errors = [r["error"] for r in results if r["error"]]
+    assert not errors, errors
+    assert len(results) == len(codes), "every cell ran"

@@ -25,7 +25,7 @@ from . import contents
 from .eln_query import parse_eln_query
 from .openapi import openapi_document
 from .paths import clean_folder, clean_notebook_name, join
-from .template import eln_notebook, validate_request
+from .template import eln_notebook, make_run_all_safe, validate_request
 
 log = logging.getLogger("openbis_hub.service")
 
@@ -295,6 +295,7 @@ class ELNHandler(StreamedBodyHandler):
         if not dry_run:
             body = self.body
             notebook = await asyncio.get_running_loop().run_in_executor(None, parse_notebook, body)
+            make_run_all_safe(notebook)
         async with self.launcher.user_server(user):
             chosen, folder_exists = await self.launcher.choose_name(
                 user, folder, filename, dry_run=dry_run, claimed=notebook and claimed_file_name(notebook)
@@ -330,6 +331,7 @@ class CreateNotebookHandler(StreamedBodyHandler):
         async with self.launcher.user_server(user):
             chosen, folder_exists = await self.launcher.choose_name(user, folder, filename, dry_run=False)
             notebook = eln_notebook(chosen, [{"permId": d} for d in datasets], owner)
+            make_run_all_safe(notebook)
             if not folder_exists:
                 await contents.ensure_folder(self.launcher.hub, user, folder)
             await contents.save(self.launcher.hub, user, join(folder, chosen), notebook)

@@ -343,3 +343,24 @@ def test_whatever_passes_the_check_cannot_break_out():
         _check_notebook("n.ipynb", [{"permId": value}], OWNERS[0], "h")
     # the generator does reach the accepted formats, so the loop above tested something
     assert min(passed.values()) > 40, passed
+
+
+def test_run_all_passes_the_session_refresh_cell_and_the_rewrite_is_recorded():
+    from openbis_hub.service.template import make_run_all_safe
+
+    nb = eln_notebook("n.ipynb", [{"permId": "20261123093000000-4"}], {"object": "/DEMO/STEP1"})
+    before = [dict(c, source=list(c["source"])) for c in nb["cells"]]
+    rewritten = make_run_all_safe(nb)
+    assert len(rewritten) == 1
+    index = rewritten[0]
+    cell = "".join(nb["cells"][index]["source"])
+    namespace = {"o": None}
+    exec(compile(cell, "refresh", "exec"), namespace)  # runs through: no set_token on None
+    namespace = {"o": type("O", (), {"set_token": lambda self, token: namespace.__setitem__("set", token)})()}
+    put_in = cell.replace('sessionToken = "write your session token here"', 'sessionToken = "tok"')
+    exec(compile(put_in, "refresh", "exec"), namespace)
+    assert namespace["set"] == "tok", "a token put in is still used"
+    assert [c for i, c in enumerate(nb["cells"]) if i != index] == [c for i, c in enumerate(before) if i != index]
+    record = nb["metadata"]["openbis_hub"]["rewritten_cells"]
+    assert record == [{"index": index, "reason": record[0]["reason"], "original_source": before[index]["source"]}]
+    assert make_run_all_safe(nb) == [], "a second pass changes nothing"
