@@ -22,13 +22,14 @@ from jupyterhub.utils import url_path_join
 from tornado import web
 from traitlets import Bool, Float, Integer, Unicode, default, validate
 
+from . import pending
 from .errors import InvalidToken, OpenBISError
 from .openbis import OpenBISClient, is_personal_access_token
 
 TOKEN_FIELDS = ("token", "session")  # "session" is what jupyter-openbis-authenticator's form used
 
 #: the custom scope that lets the launch service log users in with their openBIS token
-SYNC_SCOPE = "custom:openbis-hub:sync"
+SYNC_SCOPE = pending.SYNC_SCOPE
 
 
 class OpenBISLoginRefused(web.HTTPError):
@@ -315,7 +316,18 @@ class OpenBISAuthenticator(Authenticator):
 
     def get_handlers(self, app):
         # registered before JupyterHub's own, so they take /hub/login
-        return [("/login", OpenBISLoginHandler), ("/api/openbis/users", OpenBISSyncUserHandler)]
+        return [
+            ("/login", OpenBISLoginHandler),
+            ("/api/openbis/users", OpenBISSyncUserHandler),
+            *pending.handlers,
+        ]
+
+    @property
+    def pending_notebooks(self) -> pending.PendingNotebooks:
+        """Notebooks the launch service handed over for servers still starting (see pending.py)."""
+        if not hasattr(self, "_pending_notebooks"):
+            self._pending_notebooks = pending.PendingNotebooks()
+        return self._pending_notebooks
 
     def normalize_username(self, username):
         """Keep the openBIS user id as it is, unless ``lowercase_usernames``."""

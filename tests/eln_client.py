@@ -39,7 +39,22 @@ async def eln_create(hub, token: str, folder: str, filename: str, nb: dict | Non
         return dry, write
 
 
+def wait_until_ready(hub, user: str, timeout: float = 120) -> None:
+    """Until the hub says the user's server is ready (a cold ELN click answers before that)."""
+    deadline = time.monotonic() + timeout
+    with hub.api() as api:
+        while True:
+            model = api.get(f"/users/{quote(user, safe='')}")
+            server = model.json().get("servers", {}).get("") if model.status_code == 200 else None
+            if server and server.get("ready"):
+                return
+            assert time.monotonic() < deadline, f"the server of {user} did not become ready"
+            time.sleep(0.2)
+
+
 def stored(hub, user: str, path: str) -> dict | None:
+    """The notebook as the user's server has it (waiting for a server the click is still starting)."""
+    wait_until_ready(hub, user)
     with hub.api() as api:
         response = httpx.get(f"{hub.url}/user/{quote(user, safe='')}/api/contents/{quote(path)}",
                              headers=api.headers, params={"content": "1"}, timeout=30)

@@ -199,6 +199,9 @@ def story(demo: Demo, user: str, password: str, screenshots: bool = False) -> st
             executable_path=CHROMIUM, headless=True,
             args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
                   "--disable-component-update", "--no-first-run"],
+            # Playwright turns Chromium's popup blocker off; the ELN's users have it on, and the
+            # ELN's window.open after its two POSTs must still count as the click (cold server too)
+            ignore_default_args=["--disable-popup-blocking"],
         )
         try:
             context = browser.new_context(viewport={"width": 1280, "height": 820}, ignore_https_errors=True)

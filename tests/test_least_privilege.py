@@ -16,7 +16,7 @@ import httpx
 import pytest
 from conftest import ISSUED_TOKENS
 from kernel import run_code
-from eln_client import eln_create, notebook, stop_server
+from eln_client import eln_create, notebook, stop_server, wait_until_ready
 from spy import install_spy_code, parse_spy_record, refused, try_everything_on
 
 @pytest.fixture
@@ -38,6 +38,7 @@ async def test_credentials_a_user_captures_in_their_server_open_nothing_of_other
     # the spy: installed from the user's own kernel, active after a restart
     token = login(spy_user, spy_user + "-pw")
     await eln_create(hub, token, "", "first.ipynb")
+    wait_until_ready(hub, spy_user)
     result = await run_code(hub.url, hub.admin_token, spy_user, install_spy_code('~/.jupyter/jupyter_server_config.py', '~/spy.jsonl'))
     assert result["error"] is None, result
     stop_server(hub, spy_user)
@@ -111,5 +112,10 @@ async def test_warm_click_with_a_fresh_token_for_a_mapped_user_name(hub, openbis
         dry, write = await eln_create(hub, tokens[-1], folder, "n.ipynb")
         assert write.status_code == 200, write.text
         assert "/user/mapped-user/" in write.json()["link"]
+    wait_until_ready(hub, "mapped-user")
     token_file = Path(hub.workdir) / "state" / "users" / "mapped-user" / ".pybis" / "127.0.0.1.token"
-    assert token_file.read_text() == tokens[-1], "the running server reads the fresh token from auth_state"
+    fresh = openbis_standin.rpc("login", "Mapped.User", "mapped-pw")["result"]
+    ISSUED_TOKENS.append(fresh)
+    dry, write = await eln_create(hub, fresh, "warm", "again.ipynb")  # the server is up: a warm click
+    assert write.status_code == 200, write.text
+    assert token_file.read_text() == fresh, "the running server reads the fresh token from auth_state"

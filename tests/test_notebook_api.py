@@ -94,18 +94,35 @@ def test_openapi_document_covers_every_route(hub):
             assert operation["responses"], operation
 
 
+def _create(hub, token):
+    return httpx.post(f"{hub.url}/services/openbis/api/notebooks", headers={"Authorization": f"Bearer {token}"},
+                      json={"owner": {"object": "/DEMO/STEP1"}}, timeout=120)
+
+
 def test_spawn_failure_is_502_with_reason(slow_hub, token_for):
-    answer = httpx.post(f"{slow_hub.url}/services/openbis/?token={token_for('bob')}&folder=f&filename=n.ipynb"
-                        "&test=True", content=b"TEST", timeout=120)
+    """The integrators' API waits for the server: a spawn that fails is a 502 with the hub's reason."""
+    answer = _create(slow_hub, token_for("bob"))
     assert answer.status_code == 502, answer.text
     assert "image openbis-hub/missing:1 not found" in answer.json()["message"]
 
 
 def test_spawn_that_never_answers_is_504(slow_hub, token_for):
-    answer = httpx.post(f"{slow_hub.url}/services/openbis/?token={token_for('Jane.Doe')}&folder=f&filename=n.ipynb"
-                        "&test=True", content=b"TEST", timeout=120)
+    answer = _create(slow_hub, token_for("Jane.Doe"))
     assert answer.status_code in {504}, answer.text
     assert "did not start" in answer.json()["message"]
+
+
+def test_the_elns_click_answers_at_once_and_the_failure_shows_on_the_spawn_page(slow_hub, token_for):
+    """The ELN's click never waits for a spawn (the popup window would close): the page says what failed."""
+    token = token_for("bob")
+    answer = httpx.post(f"{slow_hub.url}/services/openbis/?token={token}&folder=f&filename=n.ipynb&test=True",
+                        content=b"TEST", timeout=120)
+    assert answer.status_code == 200, answer.text
+    with httpx.Client(base_url=slow_hub.url, follow_redirects=True, timeout=60) as browser:
+        page = browser.get("/hub/login", params={"token": token, "next": "/user/bob/notebooks/f/n.ipynb"})
+        progress = browser.get("/hub/api/users/bob/server/progress")
+    assert page.status_code in (200, 500), page.status_code
+    assert "image openbis-hub/missing:1 not found" in page.text + progress.text
 
 
 @pytest.mark.parametrize("delay", [5])

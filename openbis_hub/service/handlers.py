@@ -296,14 +296,29 @@ class ELNHandler(StreamedBodyHandler):
             body = self.body
             notebook = await asyncio.get_running_loop().run_in_executor(None, parse_notebook, body)
             make_run_all_safe(notebook)
-        async with self.launcher.user_server(user):
-            chosen, folder_exists = await self.launcher.choose_name(
-                user, folder, filename, dry_run=dry_run, claimed=notebook and claimed_file_name(notebook)
-            )
-            if notebook is not None:
-                if not folder_exists:
-                    await contents.ensure_folder(self.launcher.hub, user, folder)
-                await contents.save(self.launcher.hub, user, join(folder, chosen), notebook)
+        claimed = notebook and claimed_file_name(notebook)
+        launcher = self.launcher
+        # never wait for a server to start: the ELN opens its window after both answers, and the
+        # browser allows that only within a few seconds of the click
+        async with launcher.user_server(user, wait=False) as ready:
+            blind = None if dry_run else launcher.take_blind(user, folder, filename, claimed)
+            if dry_run and not ready:
+                chosen = launcher.reserve_blind(user, folder, filename)
+            elif not dry_run and (blind is not None or not ready):
+                # its dry run could not see the folder: the server places it, renaming on a clash
+                chosen = blind
+                if chosen is None:  # no dry run before it (or its reservation expired)
+                    chosen = launcher.reserve_blind(user, folder, filename)
+                    launcher.take_blind(user, folder, filename, chosen)
+                await launcher.hand_over(user, folder, chosen, notebook, ready=ready)
+            else:
+                chosen, folder_exists = await launcher.choose_name(
+                    user, folder, filename, dry_run=dry_run, claimed=claimed
+                )
+                if notebook is not None:
+                    if not folder_exists:
+                        await contents.ensure_folder(launcher.hub, user, folder)
+                    await contents.save(launcher.hub, user, join(folder, chosen), notebook)
         path = join(folder, chosen)
         self.finish({"fileName": chosen, "path": path, "link": self.notebook_link(user, path)})
 
@@ -366,7 +381,8 @@ class NotebookHandler(StreamedBodyHandler):
 
     async def get(self, path):
         path = self._path(path)
-        async with self.launcher.user_server(self.user) as user:
+        user = self.user
+        async with self.launcher.user_server(user):
             model = await contents.get(self.launcher.hub, user, path)
             if model is None:
                 raise OpenBISHubError(f"No notebook at '{path}'.", status=404)
@@ -384,7 +400,8 @@ class NotebookHandler(StreamedBodyHandler):
         content = json.dumps(body.get("content")).encode()
         notebook = await asyncio.get_running_loop().run_in_executor(None, parse_notebook, content)
         script = path[: -len(".ipynb")] + ".py"
-        async with self.launcher.user_server(self.user) as user:
+        user = self.user
+        async with self.launcher.user_server(user):
             if body.get("export"):
                 # checked before anything is written: a script of the user's own is never replaced
                 existing = await contents.get(self.launcher.hub, user, script, fmt="text")
@@ -407,7 +424,8 @@ class SessionsHandler(BaseHandler):
     """``GET api/sessions``: the kernel sessions of the token's owner."""
 
     async def get(self):
-        async with self.launcher.user_server(self.user) as user:
+        user = self.user
+        async with self.launcher.user_server(user):
             found = await contents.sessions(self.launcher.hub, user)
         self.finish({"data": found})
 

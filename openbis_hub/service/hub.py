@@ -132,6 +132,11 @@ class HubAPI:
         """The user's default server model, or None if it is not running or starting."""
         return (await self.get_user(name)).get("servers", {}).get("")
 
+    async def queue_notebook(self, name: str, folder: str, file_name: str, content: dict) -> None:
+        """Hand a notebook to the hub for ``name``'s server, which places it as it starts (pending.py)."""
+        body = {"folder": folder, "fileName": file_name, "content": content}
+        await self.request("POST", f"/openbis/pending/{quote(name, safe='')}", json=body)
+
     # tokens for the users' servers
 
     async def user_token(self, name: str) -> str:

@@ -103,6 +103,11 @@ class Launcher:
         self._known: dict[str, tuple[str, float]] = {}
         # users whose auth_state changed since their running server last read it
         self._stale_servers: set[str] = set()
+        # names reserved without seeing the folder (the server was not running): the
+        # server places those notebooks itself, renaming on a clash
+        self._blind: set[tuple[str, str, str]] = set()
+        self._undelivered: set[str] = set()  # handed over while the server was starting
+        self._follow_ups: dict[str, asyncio.Task] = {}
 
     async def identify(self, token: str, client: str = "") -> str:
         """The hub user of an openBIS token; 401 (or 429) before any work for a bad one."""
@@ -124,29 +129,88 @@ class Launcher:
         return name
 
     @contextlib.asynccontextmanager
-    async def user_server(self, name: str):
-        """Hold the user's lock with their server running."""
+    async def user_server(self, name: str, *, wait: bool = True):
+        """Hold the user's lock; yields True with the server running.
+
+        ``wait=False``: a server that is not ready is started in the
+        background and False is yielded at once (the ELN's cold click, which
+        must answer within the browser's popup window).
+        """
         async with self._locks[name]:
             server = await self.hub.server(name)
-            await self._ensure_running(name, server)
-            yield name
+            if server and server.get("ready"):
+                if name in self._stale_servers:
+                    await self._refresh_token(name)
+                yield True
+            elif not wait:
+                await self._start(name, server)
+                yield False
+            else:
+                await self._ensure_running(name, server)
+                yield True
 
-    async def _ensure_running(self, name: str, server: dict | None) -> None:
-        if server and server.get("ready"):
-            if name in self._stale_servers:
-                await self._refresh_token(name)
-            return
+    async def _start(self, name: str, server: dict | None) -> bool:
+        """Ask for the server to start unless it is starting; True if it turned out to be running."""
         if server and server.get("pending") == "stop":
             deadline = time.monotonic() + self.spawn_timeout
             while await self.hub.server(name) and time.monotonic() < deadline:
                 await asyncio.sleep(0.2)
+            server = None
+        if server and server.get("pending") == "spawn":
+            # it may have read auth_state before this click's token arrived: check once it is up
+            if name in self._stale_servers:
+                self._follow_up(name)
+            return False
         # a server started now reads the token from auth_state as it starts
         self._stale_servers.discard(name)
-        if not (server and server.get("pending") == "spawn"):
-            log.info("Starting the server of %s", name)
-            if await self.hub.start_server(name):
-                return
-        await self.hub.wait_ready(name, self.spawn_timeout)
+        log.info("Starting the server of %s", name)
+        return await self.hub.start_server(name)
+
+    async def _ensure_running(self, name: str, server: dict | None) -> None:
+        if not await self._start(name, server):
+            await self.hub.wait_ready(name, self.spawn_timeout)
+
+    # notebooks for servers still starting
+
+    async def hand_over(self, user: str, folder: str, file_name: str, notebook: dict, *, ready: bool) -> None:
+        """Give the notebook to the user's server through the hub; the server places it (see pending.py).
+
+        A running server is told to take it now; a starting one takes it as it
+        starts, and in case it had already looked, it is told again once ready.
+        """
+        await self.hub.queue_notebook(user, folder, file_name, notebook)
+        if ready:
+            await self.deliver(user)
+        else:
+            self._undelivered.add(user)
+            self._follow_up(user)
+
+    async def deliver(self, user: str) -> list[dict]:
+        """Tell the user's server to take and place its waiting notebooks; what it placed."""
+        self._undelivered.discard(user)
+        response = await self.hub.server_request(user, "POST", "openbis/pending")
+        if response.status_code == 404:
+            raise HubAPIError(f"The server of {user} cannot place notebooks (no openbis-hub extension).", status=502)
+        return response.json().get("placed", [])
+
+    def _follow_up(self, user: str) -> None:
+        """Once the starting server is up: the token and the notebooks it may have missed."""
+        task = self._follow_ups.get(user)
+        if task is None or task.done():
+            self._follow_ups[user] = asyncio.ensure_future(self._when_ready(user))
+
+    async def _when_ready(self, user: str) -> None:
+        try:
+            await self.hub.wait_ready(user, self.spawn_timeout)
+            async with self._locks[user]:
+                if user in self._stale_servers:
+                    await self._refresh_token(user)
+                if user in self._undelivered:
+                    await self.deliver(user)
+        except OpenBISHubError as e:
+            log.warning("After the start of %s's server: %s", user, e.message)
+        finally:
+            self._follow_ups.pop(user, None)
 
     async def _refresh_token(self, name: str) -> None:
         """Ask a running server to read its owner's current openBIS token from the hub.
@@ -180,6 +244,25 @@ class Launcher:
             folder_exists = True
         return self._free_name(user, folder, filename, existing, dry_run, claimed), folder_exists
 
+    def reserve_blind(self, user: str, folder: str, filename: str) -> str:
+        """A dry run's name while the server is not running: free among the reservations only."""
+        name = self._free_name(user, folder, filename, set(), True)
+        self._blind.add((user, folder, name))
+        return name
+
+    def take_blind(self, user: str, folder: str, filename: str, claimed: str | None) -> str | None:
+        """The blind reservation a write takes, if its dry run made one; None otherwise."""
+        queue = self._reserved.get((user, folder, filename))
+        if not queue:
+            return None
+        names = [name for name, _ in queue]
+        name = claimed if claimed in names else names[0]
+        if (user, folder, name) not in self._blind:
+            return None
+        self._blind.discard((user, folder, name))
+        self._free_name(user, folder, filename, set(), False, name)  # removes the reservation
+        return name
+
     def _free_name(
         self, user: str, folder: str, filename: str, existing: set[str], dry_run: bool, claimed: str | None = None
     ) -> str:
@@ -189,7 +272,8 @@ class Launcher:
         # expired reservations neither hold names nor memory
         for reserved_key, reserved in list(self._reserved.items()):
             while reserved and reserved[0][1] < now:
-                reserved.popleft()
+                expired, _ = reserved.popleft()
+                self._blind.discard((reserved_key[0], reserved_key[1], expired))
             if not reserved:
                 del self._reserved[reserved_key]
         key = (user, folder, filename)

@@ -38,6 +38,7 @@ def _load_jupyter_server_extension(serverapp):
     routes = [
         ("openbis/config", handlers.ConfigHandler),
         ("openbis/token", handlers.TokenHandler),
+        ("openbis/pending", handlers.PendingHandler),
         ("openbis/save", handlers.SaveHandler),
         ("openbis/hash", handlers.HashHandler),
     ]

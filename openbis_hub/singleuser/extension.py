@@ -8,11 +8,12 @@ from urllib.parse import quote, urlsplit
 
 import httpx
 from tornado.ioloop import PeriodicCallback
+from tornado.routing import Rule
 from tornado.web import OutputTransform, RequestHandler
 from traitlets import Bool, Float, List, Unicode, default, validate
 from traitlets.config import LoggingConfigurable
 
-from . import tokens
+from . import placement, tokens
 
 DEFAULT_LINK_TEMPLATE = (
     "{openbis_url}/openbis/webapp/eln-lims/?menuUniqueId=null"
@@ -150,6 +151,9 @@ class OpenBISHub(LoggingConfigurable):
         self._refresher: PeriodicCallback | None = None
         self._last_hub_token: str | None = None
         self._refreshing = None
+        self.root_dir: str = ""
+        # notebook paths the ELN asked for -> where a handed-over notebook was placed instead
+        self.redirects: dict[str, str] = {}
 
     @property
     def csp(self) -> str:
@@ -187,6 +191,21 @@ class OpenBISHub(LoggingConfigurable):
         """Called once when the server loads the extension."""
         if not self.openbis_url:
             self.log.warning("openbis-hub: OPENBIS_URL is not set; pybis in kernels will need a URL")
+        self.root_dir = os.path.abspath(os.path.expanduser(serverapp.root_dir))
+        base_url = serverapp.web_app.settings.get("base_url", "/")
+        # before any other route: a notebook URL whose file was placed under another name
+        # (tornado's public Rule/Matcher API; extensions' own handlers come after the server's)
+        serverapp.web_app.default_router.rules.insert(
+            0,
+            Rule(
+                placement.RedirectedNotebook(base_url, self.redirects),
+                placement.RedirectHandler,
+                {"base_url": base_url, "redirects": self.redirects},
+            ),
+        )
+        if self._hub_api():
+            # before the server serves: the notebooks the ELN posted while it was starting
+            self.place_pending(self._take_pending_now())
         if self.openbis_url and self._hub_api():
             # before the server serves: the first kernel finds its token
             self.apply_hub_model(self._read_hub_model_now())
@@ -280,6 +299,62 @@ class OpenBISHub(LoggingConfigurable):
         except httpx.HTTPError as e:
             self.log.warning("openbis-hub: could not read the openBIS token from the hub (%s)", type(e).__name__)
             return None
+
+    def _pending_url(self) -> str:
+        url, _, _ = self._hub_api()
+        api_url = url.rsplit("/users/", 1)[0]
+        return f"{api_url}/openbis/pending/{quote(self.hub_user, safe='')}/take"
+
+    def _take_pending_now(self) -> list[dict]:
+        _, headers, options = self._hub_api()
+        try:
+            with httpx.Client(**options) as client:
+                return self._pending_from(client.post(self._pending_url(), headers=headers))
+        except httpx.HTTPError as e:
+            self.log.warning("openbis-hub: could not take waiting notebooks from the hub (%s)", type(e).__name__)
+            return []
+
+    async def take_pending(self) -> list[dict]:
+        """The notebooks the launch service handed to the hub for this server (taken: gone there)."""
+        if not self._hub_api():
+            return []
+        _, headers, options = self._hub_api()
+        try:
+            async with httpx.AsyncClient(**options) as client:
+                return self._pending_from(await client.post(self._pending_url(), headers=headers))
+        except httpx.HTTPError as e:
+            self.log.warning("openbis-hub: could not take waiting notebooks from the hub (%s)", type(e).__name__)
+            return []
+
+    def _pending_from(self, response: httpx.Response) -> list[dict]:
+        if response.status_code == 404:
+            return []  # a hub without openbis-hub's authenticator
+        if response.status_code != 200:
+            self.log.warning("openbis-hub: the hub answered HTTP %s for waiting notebooks", response.status_code)
+            return []
+        try:
+            notebooks = response.json().get("notebooks", [])
+        except (ValueError, AttributeError):
+            return []
+        return [n for n in notebooks if isinstance(n, dict)]
+
+    def place_pending(self, notebooks: list[dict]) -> list[dict]:
+        """Write each notebook without replacing anything; a renamed one gets a redirect."""
+        placed = []
+        for notebook in notebooks:
+            folder, file_name = str(notebook.get("folder", "")), str(notebook.get("fileName", ""))
+            requested = f"{folder}/{file_name}" if folder else file_name
+            try:
+                path = placement.place(self.root_dir, folder, file_name, notebook.get("content") or {})
+            except (placement.PlacementError, OSError) as e:
+                self.log.error("openbis-hub: could not place a notebook from the ELN: %s", e)
+                placed.append({"requested": requested, "error": str(e)[:200]})
+                continue
+            if path != requested:
+                self.redirects[requested] = path
+                self.log.info("openbis-hub: %s was taken; the new notebook is %s", requested, path)
+            placed.append({"requested": requested, "path": path})
+        return placed
 
     def _hub_model(self, response: httpx.Response) -> dict | None:
         if response.status_code != 200:

@@ -97,6 +97,20 @@ class TokenHandler(BaseHandler):
         self.finish({"changed": changed, "has_token": self.ext.current_token() is not None})
 
 
+class PendingHandler(BaseHandler):
+    """``POST openbis/pending``: take the notebooks handed to the hub for this server and place them now.
+
+    The launch service calls this when the ELN's dry run could not see the
+    folder; nothing comes with the request, the notebooks come from the hub.
+    """
+
+    @web.authenticated
+    @authorized
+    async def post(self):
+        placed = self.ext.place_pending(await self.ext.take_pending())
+        self.finish({"placed": placed})
+
+
 class HashHandler(BaseHandler):
     """``GET openbis/hash?path=``: SHA-256 of a file as saved."""
 

@@ -1,0 +1,109 @@
+"""Notebooks the launch service handed over while this server was starting: placed before it serves.
+
+The ELN's dry run could not see the folder (the server was not running), so
+the name it got may be taken by an older file.  Nothing is overwritten: the
+notebook then gets the next free name (``name 2.ipynb``), its ``fileName``
+cell says so, and the ELN's URL for the name it asked for redirects to it
+(see :class:`RedirectedNotebook`), so the researcher lands in the notebook
+just posted, never in the older one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import posixpath
+import tempfile
+from pathlib import Path
+from urllib.parse import quote
+
+from tornado import web
+from tornado.escape import url_unescape
+from tornado.routing import Matcher
+
+MAX_NAME_BYTES = 244  # leaves room for Jupyter's "<stem>-checkpoint.ipynb"
+
+
+class PlacementError(Exception):
+    pass
+
+
+def _safe_relative(folder: str, file_name: str) -> tuple[str, str]:
+    parts = [p for p in folder.split("/") if p]
+    if any(p in {".", ".."} or p.startswith(".") or "\\" in p or "\x00" in p for p in parts):
+        raise PlacementError(f"unsafe folder {folder[:80]!r}")
+    if "/" in file_name or "\\" in file_name or "\x00" in file_name or not file_name.endswith(".ipynb"):
+        raise PlacementError(f"unsafe file name {file_name[:80]!r}")
+    return "/".join(parts), file_name
+
+
+def _numbered(file_name: str, n: int) -> str:
+    return file_name if n == 1 else f"{file_name[: -len('.ipynb')]} {n}.ipynb"
+
+
+def _rename_in_file_name_cell(content: dict, old: str, new: str) -> None:
+    """The ELN's ``fileName='...'`` cell names the file its save cells export; keep it true."""
+    for cell in content.get("cells", []):
+        if (cell.get("metadata") or {}).get("code_cell_id") == "fileName":
+            source = "".join(cell.get("source") or [])
+            if old in source:
+                cell["source"] = [source.replace(repr(old), repr(new)).replace(f'"{old}"', repr(new))]
+            return
+
+
+def place(root_dir: str, folder: str, file_name: str, content: dict) -> str:
+    """Write the notebook under ``root_dir/folder`` without replacing anything; its path as placed."""
+    folder, file_name = _safe_relative(folder, file_name)
+    root = Path(root_dir).resolve()
+    directory = (root / folder).resolve() if folder else root
+    if root != directory and root not in directory.parents:
+        raise PlacementError("folder outside the notebook directory")
+    directory.mkdir(parents=True, exist_ok=True)
+    for n in range(1, 10_000):
+        name = _numbered(file_name, n)
+        if len(name.encode()) > MAX_NAME_BYTES:
+            raise PlacementError("no free name short enough")
+        if n > 1:
+            _rename_in_file_name_cell(content, _numbered(file_name, n - 1), name)
+        data = (json.dumps(content, indent=1, ensure_ascii=False) + "\n").encode()
+        fd, tmp = tempfile.mkstemp(dir=directory, prefix=".openbis-hub-", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            try:
+                os.link(tmp, directory / name)  # fails if the name exists: never replaces a file
+            except FileExistsError:
+                continue
+            return posixpath.join(folder, name) if folder else name
+        finally:
+            os.unlink(tmp)
+    raise PlacementError("no free name")
+
+
+class RedirectedNotebook(Matcher):
+    """Matches a notebook URL whose file was placed under another name (see :func:`place`)."""
+
+    ROUTES = ("notebooks/", "lab/tree/", "doc/tree/")
+
+    def __init__(self, base_url: str, redirects: dict[str, str]):
+        self.base_url = base_url
+        self.redirects = redirects
+
+    def match(self, request):
+        path = url_unescape(request.path, plus=False)
+        for route in self.ROUTES:
+            prefix = self.base_url + route
+            if path.startswith(prefix) and path[len(prefix):] in self.redirects:
+                return {"path_args": [route, path[len(prefix):]], "path_kwargs": {}}
+        return None
+
+
+class RedirectHandler(web.RequestHandler):
+    def initialize(self, base_url: str, redirects: dict[str, str]):
+        self.base_url = base_url
+        self.redirects = redirects
+
+    def get(self, route, path):
+        self.redirect(self.base_url + route + quote(self.redirects[path], safe="/"))
