@@ -30,6 +30,10 @@ class FakeHub:
         self.files: dict[tuple[str, str], dict] = {}
         self.minted: dict[str, tuple[str, list]] = {}  # token -> (owner, scopes)
         self.refreshed: list[str] = []
+        self.stopped: set[str] = set()  # users whose server is not running
+        self.starting: set[str] = set()
+        self.pending: dict[str, list[dict]] = {}
+        self.placed: list[dict] = []
         self.transport = httpx.MockTransport(self.handle)
 
     def calls(self, method: str, part: str) -> list[httpx.Request]:
@@ -60,8 +64,19 @@ class FakeHub:
                 return httpx.Response(502, json={"message": "openBIS is unreachable."})
             return httpx.Response(401, json={"message": "The openBIS token is not valid."})
         parts = path.strip("/").split("/")
+        if parts[:2] == ["openbis", "pending"] and len(parts) == 3:
+            self.pending.setdefault(parts[2], []).append(json.loads(request.content))
+            return httpx.Response(202, json={})
         if parts[0] == "users" and len(parts) == 2:
+            if parts[1] in self.stopped:
+                starting = {"ready": False, "pending": "spawn"} if parts[1] in self.starting else None
+                return httpx.Response(200, json={"name": parts[1], "servers": {"": starting} if starting else {}})
             return httpx.Response(200, json={"name": parts[1], "servers": {"": {"ready": True, "started": "t"}}})
+        if parts[0] == "users" and parts[2:] == ["server"] and request.method == "POST":
+            self.starting.add(parts[1])
+            return httpx.Response(202)
+        if parts[0] == "users" and parts[2:] == ["server", "progress"]:
+            return httpx.Response(400, json={"message": "not starting"})
         if parts[0] == "users" and parts[2:] == ["tokens"]:
             body = json.loads(request.content)
             token = f"user-token-{parts[1]}-{len(self.minted)}"
@@ -70,6 +85,11 @@ class FakeHub:
         return httpx.Response(404, json={"message": "Not found"})
 
     def server_api(self, request, name, rest):
+        if rest == "openbis/pending":
+            taken = self.pending.pop(name, [])
+            self.placed += taken
+            return httpx.Response(200, json={"placed": [{"requested": n["fileName"], "path": n["fileName"]}
+                                                        for n in taken]})
         if rest == "openbis/token":
             self.refreshed.append(name)
             return httpx.Response(200, json={"changed": True, "has_token": True})
@@ -303,3 +323,42 @@ async def test_a_refusal_before_the_body_closes_the_connection_honestly(service)
     assert r.headers["Connection"] == "close"
     for _ in range(3):  # the next requests on a fresh connection work
         assert (await client.put("/api/notebooks/a.ipynb")).status_code == 401
+
+
+async def test_a_cold_click_answers_without_waiting_and_hands_the_notebook_to_the_hub(service):
+    fake, client, _ = service
+    fake.stopped.add("alice")
+    dry = await client.post(eln("good-alice"), content=b"TEST")
+    assert dry.status_code == 200 and dry.json()["fileName"] == "n.ipynb"
+    assert fake.calls("POST", "/users/alice/server"), "the server is started"
+    assert not [r for r in fake.requests if r.url.path.startswith("/user/")], "nothing waits for the server"
+    nb = notebook("n.ipynb")
+    write = await client.post(eln("good-alice", test=False), content=json.dumps(nb))
+    assert write.status_code == 200 and write.json()["fileName"] == "n.ipynb"
+    [queued] = fake.pending["alice"]
+    assert (queued["folder"], queued["fileName"]) == ("f", "n.ipynb")
+    assert queued["content"]["cells"] == nb["cells"]
+    assert ("alice", "f/n.ipynb") not in fake.files, "the server places it, not the service"
+
+
+async def test_a_write_after_a_blind_dry_run_goes_through_the_server_even_once_it_is_up(service):
+    """The dry run could not see the folder: the server must place the notebook (renaming on a clash)."""
+    fake, client, _ = service
+    fake.stopped.add("alice")
+    await client.post(eln("good-alice"), content=b"TEST")
+    fake.stopped.discard("alice")  # the server came up between the two POSTs
+    write = await client.post(eln("good-alice", test=False), content=json.dumps(notebook("n.ipynb")))
+    assert write.status_code == 200
+    assert [n["fileName"] for n in fake.placed] == ["n.ipynb"], "placed by the server, now"
+    assert ("alice", "f/n.ipynb") not in fake.files
+
+
+async def test_two_blind_dry_runs_get_distinct_names_and_keep_them(service):
+    fake, client, _ = service
+    fake.stopped.add("alice")
+    first = (await client.post(eln("good-alice"), content=b"TEST")).json()["fileName"]
+    second = (await client.post(eln("good-alice"), content=b"TEST")).json()["fileName"]
+    assert (first, second) == ("n.ipynb", "n 2.ipynb")
+    for name in (second, first):
+        await client.post(eln("good-alice", test=False), content=json.dumps(notebook(name)))
+    assert [n["fileName"] for n in fake.pending["alice"]] == [second, first]
