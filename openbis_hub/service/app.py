@@ -263,6 +263,14 @@ class OpenBISService(Application):
             log_function=self._log_request,
         )
 
+    def make_server(self, app: web.Application) -> httpserver.HTTPServer:
+        """The HTTP server for ``app``: slow bodies time out, client addresses come from trusted proxies only."""
+        # xheaders off: the client's address comes from the proxy's headers only
+        # when the peer is a trusted proxy (handlers.BaseHandler.client_address)
+        return httpserver.HTTPServer(
+            app, xheaders=False, max_body_size=self.max_body_size + (1 << 20), body_timeout=self.body_timeout
+        )
+
     def _log_request(self, handler: web.RequestHandler) -> None:
         status = handler.get_status()
         level = logging.INFO if status < 400 else logging.WARNING
@@ -272,12 +280,7 @@ class OpenBISService(Application):
         if not self.openbis_url:
             self.log.critical("OPENBIS_URL is not set: the service cannot check tokens.")
             raise SystemExit(1)
-        app = self.make_app()
-        # xheaders off: the client's address comes from the proxy's headers only
-        # when the peer is a trusted proxy (handlers.BaseHandler.client_address)
-        server = httpserver.HTTPServer(
-            app, xheaders=False, max_body_size=self.max_body_size + (1 << 20), body_timeout=self.body_timeout
-        )
+        server = self.make_server(self.make_app())
         server.listen(self.port, self.ip)
         self.log.info("openBIS launch service at http://%s:%s%s", self.ip, self.port, self.service_prefix)
         stop = asyncio.Event()

@@ -14,7 +14,6 @@ import socket
 
 import httpx
 import pytest
-from tornado import httpserver
 
 from openbis_hub.service.app import OpenBISService
 
@@ -119,10 +118,10 @@ async def service():
     fake = FakeHub()
     app = OpenBISService(
         hub_api_url="http://hub.test/hub/api", api_token=SERVICE_TOKEN, proxy_url="http://proxy.test",
-        eln_origins=[ELN], openbis_url=ELN, refused_token_limit=3,
+        eln_origins=[ELN], openbis_url=ELN, refused_token_limit=3, body_timeout=0.5,
     )
     web_app = app.make_app(transport=fake.transport)
-    server = httpserver.HTTPServer(web_app, max_body_size=app.max_body_size + (1 << 20))
+    server = app.make_server(web_app)
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     sock.listen(128)
@@ -362,3 +361,14 @@ async def test_two_blind_dry_runs_get_distinct_names_and_keep_them(service):
     for name in (second, first):
         await client.post(eln("good-alice", test=False), content=json.dumps(notebook(name)))
     assert [n["fileName"] for n in fake.pending["alice"]] == [second, first]
+
+
+async def test_a_body_that_never_arrives_times_out(service):
+    """A client that sends a good token and then dribbles (or stalls) its body is cut off."""
+    _, _, port = service
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(b"POST /services/openbis/?token=good-alice&folder=f&filename=n.ipynb&test=False HTTP/1.1\r\n"
+                 b"Host: x\r\nContent-Length: 1000\r\n\r\n{")
+    await writer.drain()
+    assert await asyncio.wait_for(reader.read(), 10) == b"", "closed without an answer, not held open"
+    writer.close()
