@@ -19,7 +19,7 @@ from jupyter_server.auth.decorator import authorized
 from jupyter_server.base.handlers import APIHandler
 from tornado import web
 
-from ..errors import InvalidToken, OpenBISError
+from ..errors import InvalidToken, OpenBISError, OpenBISHubError
 from . import registration
 from .registration import SaveError, expired_token_error
 from .template import defaults_from_notebook, normalize_owner
@@ -34,32 +34,31 @@ class BaseHandler(APIHandler):
         self.ext = ext
 
     def write_error(self, status_code, **kwargs):
+        """The one place errors become answers: ``{"message", ...extra}``, never a traceback."""
         exc = kwargs.get("exc_info", (None, None, None))[1]
         self.set_header("Content-Type", "application/json")
-        body = {"message": getattr(exc, "log_message", None) or self._reason}
-        if isinstance(exc, web.HTTPError) and exc.log_message:
-            body["message"] = exc.log_message
-        elif exc is not None and not isinstance(exc, web.HTTPError):
-            body["message"] = "Internal error in the openBIS extension; see the server log."
+        if isinstance(exc, OpenBISHubError):
+            body = {"message": exc.message, **getattr(exc, "extra", {})}
+        elif isinstance(exc, web.HTTPError) and exc.log_message:
+            body = {"message": exc.log_message % exc.args if exc.args else exc.log_message}
+        elif exc is not None:
+            body = {"message": "Internal error in the openBIS extension; see the server log."}
+        else:
+            body = {"message": self._reason}
         self.finish(json.dumps(body))
-
-    def fail(self, status: int, message: str, **extra):
-        self.set_status(status)
-        self.set_header("Content-Type", "application/json")
-        self.finish(json.dumps({"message": message, **extra}))
 
     def json_body(self) -> dict:
         try:
             body = json.loads(self.request.body or b"{}")
         except ValueError:
-            raise SaveError(400, "The request body is not JSON.") from None
+            raise SaveError(status=400, message="The request body is not JSON.") from None
         if not isinstance(body, dict):
-            raise SaveError(400, "The request body must be a JSON object.")
+            raise SaveError(status=400, message="The request body must be a JSON object.")
         return body
 
     def require_openbis(self):
         if not self.ext.openbis_url:
-            raise SaveError(500, "This server does not know its openBIS (OPENBIS_URL is not set).")
+            raise SaveError(status=500, message="This server does not know its openBIS (OPENBIS_URL is not set).")
 
 
 class ConfigHandler(BaseHandler):
@@ -89,10 +88,7 @@ class TokenHandler(BaseHandler):
     @web.authenticated
     @authorized
     async def post(self):
-        try:
-            self.require_openbis()
-        except SaveError as e:
-            return self.fail(e.status, e.message)
+        self.require_openbis()
         changed = await self.ext.refresh_token_from_hub()
         self.finish({"changed": changed, "has_token": self.ext.current_token() is not None})
 
@@ -118,10 +114,7 @@ class HashHandler(BaseHandler):
     @authorized
     async def get(self):
         path = self.get_query_argument("path", "").strip("/")
-        try:
-            model = await read_saved(self.contents_manager, path)
-        except SaveError as e:
-            return self.fail(e.status, e.message)
+        model = await read_saved(self.contents_manager, path)
         self.finish({"path": path, "hash": sha256(model["text"]), "hash_algorithm": "sha256"})
 
 
@@ -132,12 +125,9 @@ class SaveHandler(BaseHandler):
     @authorized
     async def get(self):
         path = self.get_query_argument("path", "").strip("/")
-        try:
-            self.require_openbis()
-            model = await read_saved(self.contents_manager, path)
-            defaults = self.defaults(path, model["nb"], {})
-        except SaveError as e:
-            return self.fail(e.status, e.message)
+        self.require_openbis()
+        model = await read_saved(self.contents_manager, path)
+        defaults = self.defaults(path, model["nb"], {})
         answer = {**defaults, "path": path, "openbis_url": self.ext.openbis_url}
         token = self.ext.current_token()
         try:
@@ -154,13 +144,7 @@ class SaveHandler(BaseHandler):
     @web.authenticated
     @authorized
     async def post(self):
-        try:
-            result = await self.save(self.json_body())
-        except SaveError as e:
-            if e.status >= 500:
-                self.log.warning("openbis-hub: save failed: %s", e.message)
-            return self.fail(e.status, e.message, **e.extra)
-        self.finish(result)
+        self.finish(await self.save(self.json_body()))
 
     def defaults(self, path: str, nb: dict, request: dict) -> dict:
         found = defaults_from_notebook(nb)
@@ -181,23 +165,23 @@ class SaveHandler(BaseHandler):
         if "owner" in request and request["owner"] is not None:
             owner = normalize_owner(request["owner"])
             if owner is None:
-                raise SaveError(400, 'owner must be {"experiment": "<identifier or permId>"} or {"object": "<...>"}.')
+                raise SaveError(status=400, message='owner must be {"experiment": "<identifier or permId>"} or {"object": "<...>"}.')
             defaults["owner"] = owner
         if "parents" in request and request["parents"] is not None:
             parents = request["parents"]
             if isinstance(parents, str):
                 parents = [p for p in parents.replace(",", " ").split()]
             if not isinstance(parents, list) or not all(isinstance(p, str) for p in parents):
-                raise SaveError(400, "parents must be a list of dataset permIds.")
+                raise SaveError(status=400, message="parents must be a list of dataset permIds.")
             defaults["parents"] = [p.strip() for p in parents if p.strip()]
         for key in ("name", "notes", "history_id"):
             if key in request and request[key] is not None:
                 if not isinstance(request[key], str):
-                    raise SaveError(400, f"{key} must be a string.")
+                    raise SaveError(status=400, message=f"{key} must be a string.")
                 defaults[key] = request[key]
         if "properties" in request and request["properties"] is not None:
             if not isinstance(request["properties"], dict):
-                raise SaveError(400, "properties must be an object {CODE: value}.")
+                raise SaveError(status=400, message="properties must be an object {CODE: value}.")
             defaults["properties_values"] = {str(k): v for k, v in request["properties"].items()}
         return defaults
 
@@ -205,14 +189,12 @@ class SaveHandler(BaseHandler):
         self.require_openbis()
         path = body.get("path")
         if not isinstance(path, str) or not path.strip("/"):
-            raise SaveError(400, 'Send {"path": "<notebook path>"}.')
+            raise SaveError(status=400, message='Send {"path": "<notebook path>"}.')
         path = path.strip("/")
         model = await read_saved(self.contents_manager, path)
         settings = self.defaults(path, model["nb"], body)
         if not settings["owner"]:
-            raise SaveError(
-                400,
-                "No owner for the dataset: choose an experiment/collection or an object "
+            raise SaveError(status=400, message="No owner for the dataset: choose an experiment/collection or an object "
                 '(owner {"experiment": id} or {"object": id}).',
             )
         token = self.ext.current_token()
@@ -223,7 +205,7 @@ class SaveHandler(BaseHandler):
         except InvalidToken:
             raise expired_token_error() from None
         except OpenBISError as e:
-            raise SaveError(502, e.message) from None
+            raise SaveError(status=502, message=e.message) from None
 
         loop = asyncio.get_running_loop()
         name = posixpath.basename(path)
@@ -273,24 +255,24 @@ async def read_saved(contents_manager, path: str) -> dict:
     import nbformat
 
     if not path:
-        raise SaveError(400, "Which notebook? Pass its path (e.g. folder/analysis.ipynb).")
+        raise SaveError(status=400, message="Which notebook? Pass its path (e.g. folder/analysis.ipynb).")
     if not path.endswith(".ipynb"):
-        raise SaveError(400, "Only notebooks (.ipynb) can be saved to openBIS.")
+        raise SaveError(status=400, message="Only notebooks (.ipynb) can be saved to openBIS.")
     try:
         exists = await ensure_async(contents_manager.file_exists(path))
     except web.HTTPError as e:
-        raise SaveError(e.status_code, e.log_message or "Cannot read the notebook.") from None
+        raise SaveError(status=e.status_code, message=e.log_message or "Cannot read the notebook.") from None
     if not exists:
-        raise SaveError(404, f"No notebook at {path!r}.")
+        raise SaveError(status=404, message=f"No notebook at {path!r}.")
     try:
         model = await ensure_async(contents_manager.get(path, content=True, type="file", format="text"))
     except web.HTTPError as e:
-        raise SaveError(e.status_code, e.log_message or "Cannot read the notebook.") from None
+        raise SaveError(status=e.status_code, message=e.log_message or "Cannot read the notebook.") from None
     text = model["content"]
     try:
         nb = nbformat.reads(text, as_version=4)
     except Exception:
-        raise SaveError(400, f"{path!r} is not a valid notebook.") from None
+        raise SaveError(status=400, message=f"{path!r} is not a valid notebook.") from None
     return {"text": text, "nb": nb}
 
 

@@ -12,6 +12,10 @@ import logging
 import os
 import re
 
+from tornado import web
+
+from ..errors import OpenBISHubError
+
 log = logging.getLogger("openbis_hub.singleuser")
 
 # which property code holds which field, newest openBIS first is irrelevant:
@@ -25,13 +29,17 @@ PROPERTY_CANDIDATES = {
 _TOKEN_RE = re.compile(r"(\$pat-)?[^\s'\"]+-\d{15}x[0-9A-Fa-f]{32}")
 
 
-class SaveError(Exception):
-    """A failure with an HTTP status and a message safe to show."""
+class SaveError(OpenBISHubError, web.HTTPError):
+    """Saving to openBIS failed: ``message`` is safe to show, ``extra`` goes into the JSON answer.
 
-    def __init__(self, status: int, message: str, **extra):
-        super().__init__(message)
-        self.status = status
-        self.message = message
+    Also a tornado ``HTTPError``, so tornado answers with its status and logs
+    one warning line (no traceback); the handlers' ``write_error`` renders it.
+    """
+
+    def __init__(self, message: str, status: int | None = None, **extra):
+        OpenBISHubError.__init__(self, message, status)
+        # tornado %-formats log_message when it logs: a '%' in a message must stay a '%'
+        web.HTTPError.__init__(self, self.status, message.replace("%", "%%"))
         self.extra = extra
 
 
@@ -71,7 +79,7 @@ def classify(exc: Exception, token: str | None = None) -> SaveError:
         import requests
 
         if isinstance(exc, (requests.ConnectionError, requests.Timeout)):
-            return SaveError(502, "openBIS is unreachable (" + scrub(str(exc), token)[:300] + ")")
+            return SaveError(status=502, message="openBIS is unreachable (" + scrub(str(exc), token)[:300] + ")")
     except ImportError:  # pragma: no cover
         pass
     text = scrub(str(exc), token)
@@ -90,16 +98,14 @@ def classify(exc: Exception, token: str | None = None) -> SaveError:
     ):
         return expired_token_error()
     if any(marker in lower for marker in ("no such", "not found", "does not exist", "unknown")):
-        return SaveError(400, text)
+        return SaveError(status=400, message=text)
     if isinstance(exc, ValueError):
-        return SaveError(400, "openBIS refused the dataset: " + text)
-    return SaveError(502, f"openBIS request failed ({type(exc).__name__}): {text}")
+        return SaveError(status=400, message="openBIS refused the dataset: " + text)
+    return SaveError(status=502, message=f"openBIS request failed ({type(exc).__name__}): {text}")
 
 
 def expired_token_error() -> SaveError:
-    return SaveError(
-        401,
-        "Your openBIS session has expired or is no longer valid. "
+    return SaveError(status=401, message="Your openBIS session has expired or is no longer valid. "
         "Reopen this notebook from the openBIS ELN (or log in to the hub again) to get a fresh session, "
         "then save again.",
     )
@@ -128,7 +134,7 @@ def property_assignments(o, type_code: str, token: str | None = None) -> list[di
     except Exception as e:
         err = classify(e, token)
         if err.status == 400:
-            raise SaveError(400, f"openBIS has no dataset type {type_code!r}.") from None
+            raise SaveError(status=400, message=f"openBIS has no dataset type {type_code!r}.") from None
         raise err from None
     raw = dataset_type.__dict__.get("_propertyAssignments") or []
     result = []
@@ -214,12 +220,10 @@ def register_dataset(
             continue
         props[known[code.upper()]] = value
     if unknown:
-        raise SaveError(400, f"Dataset type {type_code} has no properties {', '.join(sorted(unknown))}.")
+        raise SaveError(status=400, message=f"Dataset type {type_code} has no properties {', '.join(sorted(unknown))}.")
     missing = missing_mandatory(assignments, props)
     if missing:
-        raise SaveError(
-            400,
-            f"Mandatory properties of {type_code} are missing: {', '.join(missing)}.",
+        raise SaveError(status=400, message=f"Mandatory properties of {type_code} are missing: {', '.join(missing)}.",
             missing=missing,
         )
     kwargs = {}
@@ -240,9 +244,9 @@ def register_dataset(
         err = classify(e, token)
         lower = err.message.lower()
         if err.status == 400 and ("experiment" in lower or "sample" in lower or "object" in lower):
-            raise SaveError(400, f"The owner {owner} was not found in openBIS: {err.message}") from None
+            raise SaveError(status=400, message=f"The owner {owner} was not found in openBIS: {err.message}") from None
         raise err from None
     perm_id = dataset.permId
     if not perm_id:
-        raise SaveError(502, "openBIS did not return a permId for the new dataset.")
+        raise SaveError(status=502, message="openBIS did not return a permId for the new dataset.")
     return {"permId": perm_id, "properties": props, "files": [os.path.basename(f) for f in files]}
