@@ -35,15 +35,19 @@ def fail(message):
     sys.exit(1)
 
 
+from openbis_hub.urls import check_openbis_url, origin_of  # noqa: E402
+
 openbis_url = env.get("OPENBIS_URL", "").rstrip("/")
 if not openbis_url:
     fail("OPENBIS_URL is not set; set it to your openBIS server, e.g. https://openbis.example.org")
-if urlsplit(openbis_url).scheme not in {"http", "https"}:
-    fail(f"OPENBIS_URL must start with https://, got {openbis_url!r}")
+try:
+    check_openbis_url(openbis_url, "OPENBIS_URL")
+except ValueError as e:
+    fail(str(e))
 if not env.get("JUPYTERHUB_CRYPT_KEY"):
     fail("JUPYTERHUB_CRYPT_KEY is not set; it encrypts the stored openBIS tokens. Make one with: openssl rand -hex 32")
 
-openbis_origin = "{0.scheme}://{0.netloc}".format(urlsplit(openbis_url))
+openbis_origin = origin_of(openbis_url)
 eln_origins = env.get("OPENBIS_HUB_ELN_ORIGINS", openbis_origin).replace(",", " ").split()
 frame_ancestors = env.get("OPENBIS_HUB_FRAME_ANCESTORS", " ".join(eln_origins)).replace(",", " ").split()
 ca_bundle = env.get("OPENBIS_CA_BUNDLE", "")

@@ -13,7 +13,7 @@ hub token, which may read its owner's auth_state and nothing else).
 from __future__ import annotations
 
 import os
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 from jupyterhub.apihandlers.base import APIHandler
 from jupyterhub.auth import Authenticator
@@ -24,6 +24,7 @@ from traitlets import Bool, Float, Integer, Unicode, default, validate
 
 from . import pending
 from .errors import InvalidToken, OpenBISError
+from .urls import check_openbis_url
 from .openbis import OpenBISClient, is_personal_access_token
 
 TOKEN_FIELDS = ("token", "session")  # "session" is what jupyter-openbis-authenticator's form used
@@ -190,10 +191,7 @@ class OpenBISAuthenticator(Authenticator):
 
     @validate("openbis_url")
     def _validate_openbis_url(self, proposal):
-        url = proposal.value.rstrip("/")
-        if url and urlsplit(url).scheme not in {"http", "https"}:
-            raise ValueError(f"OpenBISAuthenticator.openbis_url must start with https://, got {url!r}")
-        return url
+        return check_openbis_url(proposal.value, "OpenBISAuthenticator.openbis_url") if proposal.value else ""
 
     openbis_ca_bundle = Unicode(
         config=True,

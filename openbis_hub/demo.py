@@ -31,11 +31,11 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from urllib.parse import urlsplit
 
 ELN_DIR = Path(__file__).resolve().parent / "standin" / "eln"
 ELN_PATH = "/openbis/webapp/eln/"
-AS_PATH = "/openbis/openbis/rmi-application-server-v3.json"
+from .openbis import AS_V3_PATH as AS_PATH  # noqa: E402
+from .urls import check_openbis_url  # noqa: E402
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -59,9 +59,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     if args.openbis_ca_bundle and not args.openbis_url:
         p.error("--openbis-ca-bundle goes with --openbis-url")
     if args.openbis_url:
-        scheme = urlsplit(args.openbis_url).scheme
-        if scheme not in ("http", "https"):
-            p.error(f"--openbis-url must start with https://, got {args.openbis_url!r}")
+        try:
+            check_openbis_url(args.openbis_url, "--openbis-url")
+        except ValueError as e:
+            p.error(str(e))
         if args.openbis_ca_bundle and not Path(args.openbis_ca_bundle).is_file():
             p.error(f"--openbis-ca-bundle: no such file: {args.openbis_ca_bundle}")
     return args

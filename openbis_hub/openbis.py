@@ -28,6 +28,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from .urls import check_openbis_url
 from .errors import (
     InvalidToken,
     LoginFailed,
@@ -158,9 +159,7 @@ class OpenBISClient:
         max_answer_bytes: int = MAX_ANSWER_BYTES,
         transport: httpx.AsyncBaseTransport | None = None,
     ):
-        if not url or urlsplit(url).scheme not in {"http", "https"}:
-            raise ValueError(f"openBIS URL must start with https:// (or http://), got {url!r}")
-        self.url = url.rstrip("/")
+        self.url = check_openbis_url(url)
         self.timeout = timeout
         self.cache_ttl = cache_ttl
         self.failure_ttl = failure_ttl

@@ -24,6 +24,8 @@ from pathlib import Path
 
 import pytest
 
+from openbis_hub.openbis import AS_V3_PATH
+
 READY_RE = re.compile(r"^openBIS stand-in ready at (\S+) \(CA: (.+)\)$")
 
 
@@ -50,7 +52,7 @@ class RunningStandIn:
     def rpc(self, method: str, *params, dss: bool = False):
         """Raw JSON-RPC call; returns the decoded envelope (``result`` or ``error``)."""
         path = ("/datastore_server/rmi-data-store-server-v3.json" if dss
-                else "/openbis/openbis/rmi-application-server-v3.json")
+                else AS_V3_PATH)
         return self._request("POST", path, {"method": method, "params": list(params),
                                             "id": "1", "jsonrpc": "2.0"})
 

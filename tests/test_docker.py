@@ -17,14 +17,11 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import re
 import secrets
 import shlex
 import shutil
-import socket
 import ssl
 import subprocess
-import sys
 import time
 from pathlib import Path
 from urllib.parse import quote
@@ -33,6 +30,7 @@ import httpx
 import pytest
 from conftest import ISSUED_TOKENS
 from spy import install_spy_code, parse_spy_record, refused, try_everything_on
+from hub import free_port
 from standin import start_standin
 
 from openbis_hub.spawners import container_name, volume_name
@@ -74,12 +72,6 @@ def compose_command() -> list[str]:
 def bridge_gateway() -> str:
     out = docker("network", "inspect", "bridge", "--format", "{{(index .IPAM.Config 0).Gateway}}").stdout.strip()
     return out or "172.17.0.1"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")

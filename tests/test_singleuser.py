@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import socket
 import stat
 import subprocess
 import sys
@@ -28,6 +27,7 @@ import httpx
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
+from hub import free_port  # noqa: E402
 from standin import start_standin  # noqa: E402
 
 from openbis_hub.singleuser.template import defaults_from_notebook  # noqa: E402
@@ -37,12 +37,6 @@ HUB_API_TOKEN = "hub-api-" + uuid.uuid4().hex
 FRAME_ANCESTORS = "https://eln.example.org https://openbis.example.org:8443"
 COLLECTION = "/DEMO/ANALYSIS/MEASUREMENTS"
 OBJECT = "/DEMO/ANALYSIS/STEP1"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 # --------------------------------------------------------------------------- fixtures

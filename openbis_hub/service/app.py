@@ -18,15 +18,11 @@ from traitlets import Bool, Float, Integer, List, Unicode, default
 from traitlets.config import Application
 
 from .. import redact
+from ..urls import origin_of
 from .._version import __version__
 from . import handlers
 from .hub import HubAPI
 from .launch import Launcher, RefusedTokens
-
-
-def _origin(url: str) -> str:
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc}" if parts.scheme and parts.netloc else ""
 
 
 class OpenBISService(Application):
@@ -139,7 +135,7 @@ class OpenBISService(Application):
     @default("eln_origins")
     def _eln_origins_default(self):
         configured = os.environ.get("OPENBIS_HUB_ELN_ORIGINS", "").replace(",", " ").split()
-        return configured or [o for o in [_origin(self.openbis_url)] if o]
+        return configured or [o for o in [origin_of(self.openbis_url)] if o]
 
     max_body_size = Integer(
         16 * 1024 * 1024,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 import httpx
 from tornado.ioloop import PeriodicCallback
@@ -13,19 +13,13 @@ from tornado.web import OutputTransform, RequestHandler
 from traitlets import Bool, Float, List, Unicode, default, validate
 from traitlets.config import LoggingConfigurable
 
+from ..urls import origin_of
 from . import placement, tokens
 
 DEFAULT_LINK_TEMPLATE = (
     "{openbis_url}/openbis/webapp/eln-lims/?menuUniqueId=null"
     "&viewName=showViewDataSetPageFromPermId&viewData={permId}"
 )
-
-
-def origin_of(url: str) -> str:
-    parts = urlsplit(url)
-    if not parts.scheme or not parts.netloc:
-        return ""
-    return f"{parts.scheme}://{parts.netloc}"
 
 
 class OpenBISHub(LoggingConfigurable):

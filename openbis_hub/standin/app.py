@@ -27,7 +27,7 @@ from .store import INVALID_SESSION, OpenbisError, Store
 log = logging.getLogger("openbis_hub.standin")
 access_log = logging.getLogger("openbis_hub.standin.access")
 
-AS_PATH = "/openbis/openbis/rmi-application-server-v3.json"
+from ..openbis import AS_V3_PATH as AS_PATH  # noqa: E402  (the one place the path is written)
 DSS_PATH = "/datastore_server/rmi-data-store-server-v3.json"
 CHUNK_SIZE = 1024 * 1024
 
