@@ -16,6 +16,8 @@ OPENBIS_HUB_HUB_PORT, OPENBIS_HUB_PROXY_API_PORT, OPENBIS_HUB_SERVICE_PORT  inte
 OPENBIS_HUB_CREATE_PAT    "true": give notebooks an openBIS personal access token
 OPENBIS_HUB_OPENBIS_TIMEOUT  seconds to wait for openBIS (default 10)
 OPENBIS_HUB_SPAWN_TIMEOUT    seconds to wait for a user's server to start (default 120)
+OPENBIS_HUB_TRUSTED_PROXIES  addresses of a reverse proxy in front of the hub, whose X-Forwarded-For is believed
+OPENBIS_HUB_ALLOW_LOCAL_SPAWNER_ON_NETWORK  "true": let the local spawner (no isolation) listen beyond loopback
 """
 
 import os
@@ -129,6 +131,7 @@ c.JupyterHub.services = [
             "OPENBIS_HUB_OVERWRITE": env.get("OPENBIS_HUB_OVERWRITE", "false"),
             "OPENBIS_HUB_SPAWN_TIMEOUT": env.get("OPENBIS_HUB_SPAWN_TIMEOUT", "120"),
             "OPENBIS_HUB_OPENBIS_TIMEOUT": env.get("OPENBIS_HUB_OPENBIS_TIMEOUT", "10"),
+            "OPENBIS_HUB_TRUSTED_PROXIES": env.get("OPENBIS_HUB_TRUSTED_PROXIES", ""),
             "OPENBIS_HUB_MAX_BODY_SIZE": env.get("OPENBIS_HUB_MAX_BODY_SIZE", str(16 * 1024 * 1024)),
             "PATH": env.get("PATH", ""),
         },

@@ -83,6 +83,10 @@ def try_everything_on(client: httpx.Client, hub_url: str, victim: str, victim_fo
         "another user's server": client.post(f"{api}/users/{victim}/server"),
         "another user's tokens": client.post(f"{api}/users/{victim}/tokens", json={}),
         "user creation": client.post(f"{api}/users/eve-{own_name}"),
+        "another user's waiting notebooks": client.post(f"{api}/openbis/pending/{victim}/take"),
+        "a notebook planted for another user": client.post(
+            f"{api}/openbis/pending/{victim}", json={"folder": "", "fileName": "x.ipynb", "content": {}}
+        ),
         "login of users by token": client.post(f"{api}/openbis/users", json={"token": openbis_token}),
     }
     users = client.get(f"{api}/users")

@@ -105,15 +105,22 @@ class OpenBISService(Application):
 
     trusted_proxies = List(
         Unicode(),
-        ["127.0.0.1", "::1"],
         config=True,
         help="""
-        Peer addresses whose ``X-Forwarded-For`` / ``X-Real-Ip`` headers are
-        believed (the hub's proxy).  From anyone else these headers are
+        Addresses of proxies whose ``X-Forwarded-For`` entries are believed:
+        the hub's own proxy (loopback) and, behind a TLS-terminating reverse
+        proxy, that proxy's address.  The client is the right-most address
+        that is not one of them; from any other peer the headers are
         ignored, so a client cannot pose as another address to escape
-        ``refused_token_limit``.
+        ``refused_token_limit``.  Default: loopback plus
+        $OPENBIS_HUB_TRUSTED_PROXIES (space or comma separated).
         """,
     )
+
+    @default("trusted_proxies")
+    def _trusted_proxies_default(self):
+        extra = os.environ.get("OPENBIS_HUB_TRUSTED_PROXIES", "").replace(",", " ").split()
+        return ["127.0.0.1", "::1", *extra]
 
     body_timeout = Float(
         60,

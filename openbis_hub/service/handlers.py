@@ -62,11 +62,17 @@ class BaseHandler(web.RequestHandler):
     def client_address(self) -> str:
         """The browser's address: the proxy's ``X-Forwarded-For`` only when the peer is a trusted proxy."""
         peer = self.request.remote_ip or ""
-        if peer in self.settings["trusted_proxies"]:
-            forwarded = self.request.headers.get("X-Forwarded-For", "").split(",")[-1].strip()
-            real = self.request.headers.get("X-Real-Ip", "").strip()
-            return forwarded or real or peer
-        return peer
+        trusted = self.settings["trusted_proxies"]
+        if peer not in trusted:
+            return peer
+        # from the right: each trusted proxy appended the address it saw; the first
+        # address that is not one of them is the client (a reverse proxy in front of the
+        # hub's proxy counts once it is listed in trusted_proxies)
+        hops = [h.strip() for h in self.request.headers.get("X-Forwarded-For", "").split(",") if h.strip()]
+        for hop in reversed(hops):
+            if hop not in trusted:
+                return hop
+        return self.request.headers.get("X-Real-Ip", "").strip() or (hops[0] if hops else peer)
 
     def set_default_headers(self):
         self.set_header("Content-Type", "application/json; charset=UTF-8")

@@ -67,11 +67,14 @@ class HubAPI:
         *,
         timeout: float = 30.0,
         user_token_lifetime: int = 600,
+        max_answer_bytes: int = 64 * 1024 * 1024,
         transport: httpx.AsyncBaseTransport | None = None,
     ):
         self.api_url = api_url.rstrip("/")
         self.proxy_url = proxy_url.rstrip("/")
         self.user_token_lifetime = max(60, int(user_token_lifetime))
+        # a user's server is the user's: its answers are read up to this size, no further
+        self.max_answer_bytes = max_answer_bytes
         self._hub = httpx.AsyncClient(
             headers={"Authorization": f"token {api_token}"}, timeout=timeout, transport=transport
         )
@@ -237,6 +240,21 @@ class HubAPI:
 
     # the user's server, through the proxy
 
+    async def _bounded(self, request: httpx.Request) -> httpx.Response:
+        """Send ``request``; read at most ``max_answer_bytes`` of the answer (502 beyond)."""
+        response = await self._servers.send(request, stream=True)
+        try:
+            body = bytearray()
+            async for chunk in response.aiter_bytes():
+                body += chunk
+                if len(body) > self.max_answer_bytes:
+                    limit = self.max_answer_bytes / (1 << 20)
+                    raise HubAPIError(f"A user's server answered with more than {limit:g} MiB.", status=502)
+        finally:
+            await response.aclose()
+        headers = [(k, v) for k, v in response.headers.multi_items() if k.lower() != "content-encoding"]
+        return httpx.Response(response.status_code, headers=headers, content=bytes(body), request=request)
+
     def user_server_url(self, name: str, path: str = "") -> str:
         return f"{self.proxy_url}/user/{quote(name, safe='')}/{path.lstrip('/')}"
 
@@ -250,7 +268,7 @@ class HubAPI:
         for attempt in (1, 2):
             headers = {"Authorization": f"token {await self.user_token(name)}"}
             try:
-                response = await self._servers.request(method, url, headers=headers, **kwargs)
+                response = await self._bounded(self._servers.build_request(method, url, headers=headers, **kwargs))
             except httpx.HTTPError as e:
                 raise HubAPIError(f"The server of {name} is unreachable ({type(e).__name__}).", status=502) from None
             if response.status_code in (401, 403) and attempt == 1 and "json" in response.headers.get(

@@ -224,6 +224,11 @@ async def test_client_address_ignores_forwarded_headers_from_untrusted_peers(ser
     assert handler.client_address == "192.0.2.7"
     handler.application.settings["trusted_proxies"] = {"192.0.2.7"}
     assert handler.client_address == "10.9.9.9"
+    # behind a reverse proxy (10.9.9.9) that the admin listed: the address it saw
+    handler.request.headers = {"X-Forwarded-For": "203.0.113.5, 10.9.9.9"}
+    assert handler.client_address == "10.9.9.9"
+    handler.application.settings["trusted_proxies"] = {"192.0.2.7", "10.9.9.9"}
+    assert handler.client_address == "203.0.113.5"
 
 
 async def test_openbis_down_is_502_and_not_remembered(service):
@@ -372,3 +377,27 @@ async def test_a_body_that_never_arrives_times_out(service):
     await writer.drain()
     assert await asyncio.wait_for(reader.read(), 10) == b"", "closed without an answer, not held open"
     writer.close()
+
+
+async def test_an_endless_answer_from_a_users_server_is_cut_off():
+    """A user's server is the user's: the service reads at most max_answer_bytes of what it says."""
+    from openbis_hub.service.hub import HubAPI
+
+    from openbis_hub.errors import HubAPIError
+
+    class Endless(httpx.AsyncByteStream):
+        async def __aiter__(self):
+            while True:
+                yield b"x" * 65536
+
+    def handle(request):
+        if request.url.path.startswith("/hub/api/"):
+            return httpx.Response(201, json={"token": "t"})
+        return httpx.Response(200, stream=Endless())
+
+    hub = HubAPI("http://hub.test/hub/api", SERVICE_TOKEN, "http://proxy.test", max_answer_bytes=1 << 20,
+                 transport=httpx.MockTransport(handle))
+    with pytest.raises(HubAPIError) as caught:
+        await hub.server_request("alice", "GET", "api/contents/x")
+    assert caught.value.status == 502 and "1 MiB" in caught.value.message
+    await hub.aclose()
