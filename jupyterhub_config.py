@@ -96,7 +96,7 @@ c.JupyterHub.tornado_settings = {
 }
 if https:
     # cookies that work when the ELN (another site) frames the hub
-    c.JupyterHub.tornado_settings["cookie_options"] = {"SameSite": "None", "Secure": True}
+    c.JupyterHub.tornado_settings["cookie_options"] = {"samesite": "None", "secure": True}
 
 # --- login with openBIS ----------------------------------------------------------
 

@@ -74,10 +74,6 @@ class OpenBISLoginHandler(LoginHandler):
     it renders the login form.
     """
 
-    def _request_summary(self) -> str:
-        # tornado logs refused requests with their URI: never the ?token= in it
-        return f"{self.request.method} {self.request.path} ({self.request.remote_ip})"
-
     def _token_argument(self) -> str | None:
         for field in TOKEN_FIELDS:
             value = self.get_query_argument(field, None)
@@ -86,9 +82,13 @@ class OpenBISLoginHandler(LoginHandler):
         return None
 
     def _redirect_after_login(self, user) -> None:
+        # Two JupyterHub internals, pinned by tests/unit/test_upstream_unit.py:
+        # - BaseHandler._jupyterhub_user: the logged-in user for this request, as
+        #   LoginHandler.post sets it (jupyterhub/handlers/login.py, 6.1.1);
+        # - BaseHandler._validate_next_url (jupyterhub/handlers/base.py:809, 6.1.1):
+        #   local paths only, as JupyterHub validates ?next=.  Never get_next_url():
+        #   without a valid ?next= it copies the query, ?token= included, into the redirect.
         self._jupyterhub_user = user
-        # validated like JupyterHub does (local paths only); never get_next_url():
-        # without a valid ?next= it copies the query, ?token= included, into the redirect
         next_url = self._validate_next_url(as_url(self.get_argument("next", "")))
         if next_url:
             if next_url.startswith(user.url) and not user.spawner.active:
