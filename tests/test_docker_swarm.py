@@ -117,7 +117,11 @@ def test_stop_and_start_keeps_the_notebook(stack):
     else:
         raise AssertionError("the service is still there")
     stack.eln_create(token, "swarm", "nb.ipynb", "z = 2")  # cold: placed beside the old one
-    assert files_in_volume("Jane.Doe", stack.volume_prefix) == ["swarm/nb 2.ipynb", "swarm/nb.ipynb"]
+    deadline = time.monotonic() + 60  # a Swarm service reuses its name: the old task may answer first
+    while (files := files_in_volume("Jane.Doe", stack.volume_prefix)) != ["swarm/nb 2.ipynb", "swarm/nb.ipynb"]:
+        assert time.monotonic() < deadline, files
+        time.sleep(1)
+
 
 
 def test_missing_image_gives_the_eln_a_json_error(stack):

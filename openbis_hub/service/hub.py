@@ -37,6 +37,10 @@ class SpawnTimeout(HubAPIError):
     status = 504
 
 
+class NotStarting(SpawnFailed):
+    """The hub says the server is not starting (a spawn that failed before anyone followed it)."""
+
+
 def _hub_message(response: httpx.Response) -> str:
     try:
         return str(response.json().get("message") or response.reason_phrase)
@@ -224,7 +228,7 @@ class HubAPI:
                 server = await self.server(name)
                 if server and server.get("ready"):
                     return
-                raise SpawnFailed(f"The server of {name} is not starting.")
+                raise NotStarting(f"The server of {name} is not starting.")
             if response.status_code >= 400:
                 await response.aread()
                 raise HubAPIError(f"Progress of {name}: {_hub_message(response)}", status=response.status_code)

@@ -22,7 +22,7 @@ from collections import defaultdict, deque
 
 from ..errors import HubAPIError, OpenBISHubError, Unauthorized
 from . import contents
-from .hub import HubAPI
+from .hub import HubAPI, NotStarting
 from .paths import numbered
 
 log = logging.getLogger("openbis_hub.service")
@@ -167,8 +167,14 @@ class Launcher:
         return await self.hub.start_server(name)
 
     async def _ensure_running(self, name: str, server: dict | None) -> None:
-        if not await self._start(name, server):
+        if await self._start(name, server):
+            return
+        try:
             await self.hub.wait_ready(name, self.spawn_timeout)
+        except NotStarting:
+            # a start (an ELN click's) failed before anyone followed it: try once more, for its reason
+            if not await self.hub.start_server(name):
+                await self.hub.wait_ready(name, self.spawn_timeout)
 
     # notebooks for servers still starting
 
@@ -199,14 +205,20 @@ class Launcher:
         if task is None or task.done():
             self._follow_ups[user] = asyncio.ensure_future(self._when_ready(user))
 
-    async def _when_ready(self, user: str) -> None:
+    async def _when_ready(self, user: str, attempts: int = 10) -> None:
         try:
             await self.hub.wait_ready(user, self.spawn_timeout)
-            async with self._locks[user]:
-                if user in self._stale_servers:
-                    await self._refresh_token(user)
-                if user in self._undelivered:
-                    await self.deliver(user)
+            for attempt in range(attempts):
+                async with self._locks[user]:
+                    if user in self._stale_servers:
+                        await self._refresh_token(user)
+                    if user not in self._undelivered or await self.deliver(user):
+                        return
+                # nothing placed: the server took them as it started, or what answered was
+                # still the old one (a Swarm service reuses its name): look again shortly
+                self._undelivered.add(user)
+                await asyncio.sleep(1 + attempt)
+            self._undelivered.discard(user)
         except OpenBISHubError as e:
             log.warning("After the start of %s's server: %s", user, e.message)
         finally:
