@@ -23,11 +23,16 @@ from pathlib import Path
 from urllib.parse import quote
 
 import httpx
+
 from common import RunningHub, percentile, start_standin
 
 FORM = {"Content-Type": "application/x-www-form-urlencoded; charset=UTF-8"}
-NOTEBOOK = {"cells": [{"cell_type": "code", "execution_count": None, "metadata": {}, "outputs": [],
-                       "source": ["print(1)"]}], "metadata": {}, "nbformat": 4, "nbformat_minor": 2}
+NOTEBOOK = {
+    "cells": [{"cell_type": "code", "execution_count": None, "metadata": {}, "outputs": [], "source": ["print(1)"]}],
+    "metadata": {},
+    "nbformat": 4,
+    "nbformat_minor": 2,
+}
 
 
 def eln(hub, token, folder, name, test):
@@ -91,7 +96,8 @@ async def openbis_calls(hub, client, standin, api, cold: bool) -> int:
     await ready(api, "alice")
     await asyncio.sleep(1)  # let a server that just started read its token, as it would
     return standin.stats()["methods"].get("getSessionInformation", 0) + standin.stats()["methods"].get(
-        "isSessionActive", 0)
+        "isSessionActive", 0
+    )
 
 
 async def main(rounds: int) -> None:
@@ -99,9 +105,12 @@ async def main(rounds: int) -> None:
         standin = start_standin(Path(tmp) / "standin")
         hub = RunningHub(Path(tmp) / "hub", standin.url, standin.ca_file).start()
         try:
-            async with httpx.AsyncClient(timeout=180) as client, httpx.AsyncClient(
-                base_url=f"{hub.url}/hub/api", headers={"Authorization": f"token {hub.admin_token}"}, timeout=180
-            ) as api:
+            async with (
+                httpx.AsyncClient(timeout=180) as client,
+                httpx.AsyncClient(
+                    base_url=f"{hub.url}/hub/api", headers={"Authorization": f"token {hub.admin_token}"}, timeout=180
+                ) as api,
+            ):
                 await cold_click(hub, client, standin, "warmup.ipynb")  # first start imports everything
                 answered, opened, baseline = [], [], []
                 for i in range(rounds):

@@ -50,13 +50,24 @@ def bare_run() -> float:
     port = free_port()
     started = time.perf_counter()
     cid = docker(
-        "run", "-d", "--rm", "-p", f"127.0.0.1:{port}:8888", NOTEBOOK_IMAGE,
-        "jupyter", "server", "--ip=0.0.0.0", "--port=8888", "--IdentityProvider.token=bench",
+        "run",
+        "-d",
+        "--rm",
+        "-p",
+        f"127.0.0.1:{port}:8888",
+        NOTEBOOK_IMAGE,
+        "jupyter",
+        "server",
+        "--ip=0.0.0.0",
+        "--port=8888",
+        "--IdentityProvider.token=bench",
     ).stdout.strip()
     try:
         while True:
             try:
-                r = httpx.get(f"http://127.0.0.1:{port}/api/status", headers={"Authorization": "token bench"}, timeout=2)
+                r = httpx.get(
+                    f"http://127.0.0.1:{port}/api/status", headers={"Authorization": "token bench"}, timeout=2
+                )
                 if r.status_code == 200:
                     return time.perf_counter() - started
             except httpx.HTTPError:
@@ -106,14 +117,19 @@ def main() -> None:
     result = {
         "rounds": args.rounds,
         "hub_start_s": round(hub_start, 2),
-        "whole_stack_cold_launch_s": {"median": round(statistics.median(whole), 2), "all": [round(x, 2) for x in whole]},
+        "whole_stack_cold_launch_s": {
+            "median": round(statistics.median(whole), 2),
+            "all": [round(x, 2) for x in whole],
+        },
         "bare_docker_run_s": {"median": round(statistics.median(bare), 2), "all": [round(x, 2) for x in bare]},
         "ratio": round(statistics.median(whole) / statistics.median(bare), 2),
         "images_mb": {
             image: round(int(docker("image", "inspect", "--format", "{{.Size}}", image).stdout) / 1e6)
             for image in (stack.env["OPENBIS_HUB_IMAGE"], NOTEBOOK_IMAGE)
         },
-        "docker": subprocess.run(["docker", "version", "--format", "{{.Server.Version}}"], capture_output=True, text=True).stdout.strip(),
+        "docker": subprocess.run(
+            ["docker", "version", "--format", "{{.Server.Version}}"], capture_output=True, text=True
+        ).stdout.strip(),
     }
     print(json.dumps(result, indent=2))
     if args.json:

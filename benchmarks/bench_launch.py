@@ -22,11 +22,16 @@ from pathlib import Path
 from urllib.parse import quote
 
 import httpx
+
 from common import RunningHub, percentile, start_standin, summary
 
 FORM = {"Content-Type": "application/x-www-form-urlencoded; charset=UTF-8"}
-NOTEBOOK = {"cells": [{"cell_type": "code", "execution_count": None, "metadata": {}, "outputs": [],
-                       "source": ["print(1)"]}], "metadata": {}, "nbformat": 4, "nbformat_minor": 2}
+NOTEBOOK = {
+    "cells": [{"cell_type": "code", "execution_count": None, "metadata": {}, "outputs": [], "source": ["print(1)"]}],
+    "metadata": {},
+    "nbformat": 4,
+    "nbformat_minor": 2,
+}
 
 
 def eln(hub, token, folder, name, test):
@@ -50,8 +55,11 @@ async def by_hand(client, hub, user, path):
         async for line in progress.aiter_lines():
             if line.startswith("data:") and json.loads(line[5:]).get("ready"):
                 break
-    put = await client.put(f"{hub.url}/user/{quote(user)}/api/contents/{quote(path)}", headers=headers,
-                           json={"type": "notebook", "format": "json", "content": NOTEBOOK})
+    put = await client.put(
+        f"{hub.url}/user/{quote(user)}/api/contents/{quote(path)}",
+        headers=headers,
+        json={"type": "notebook", "format": "json", "content": NOTEBOOK},
+    )
     put.raise_for_status()
 
 
@@ -72,8 +80,9 @@ def service_hub_calls(hub, since: int) -> int:
 async def run(rounds: int, cold_rounds: int) -> None:
     workdir = Path(tempfile.mkdtemp())
     standin = start_standin(workdir / "openbis", extra_args=["--extra-users", "20"])
-    hub = RunningHub(workdir / "hub", standin.url, standin.ca_file,
-                     extra_env={"OPENBIS_HUB_SPAWN_TIMEOUT": "600"}).start()
+    hub = RunningHub(
+        workdir / "hub", standin.url, standin.ca_file, extra_env={"OPENBIS_HUB_SPAWN_TIMEOUT": "600"}
+    ).start()
     try:
         async with httpx.AsyncClient(timeout=900) as client:
             token = standin.rpc("login", "alice", "alice-pw")["result"]
@@ -91,20 +100,26 @@ async def run(rounds: int, cold_rounds: int) -> None:
             headers = {"Authorization": f"token {hub.admin_token}"}
             for i in range(rounds):
                 started = time.perf_counter()
-                answer = await client.post(eln(hub, token, "warm", f"s{i}.ipynb", False),
-                                           content=json.dumps(NOTEBOOK), headers=FORM)
+                answer = await client.post(
+                    eln(hub, token, "warm", f"s{i}.ipynb", False), content=json.dumps(NOTEBOOK), headers=FORM
+                )
                 answer.raise_for_status()
                 service.append(time.perf_counter() - started)
                 started = time.perf_counter()
-                put = await client.put(f"{hub.url}/user/alice/api/contents/warm/b{i}.ipynb", headers=headers,
-                                       json={"type": "notebook", "format": "json", "content": NOTEBOOK})
+                put = await client.put(
+                    f"{hub.url}/user/alice/api/contents/warm/b{i}.ipynb",
+                    headers=headers,
+                    json={"type": "notebook", "format": "json", "content": NOTEBOOK},
+                )
                 put.raise_for_status()
                 bare.append(time.perf_counter() - started)
             print("(a) warm write")
             print(f"    through the service : {summary(service)}")
             print(f"    bare contents PUT   : {summary(bare)}")
-            print(f"    ratio service/bare  : p50 {percentile(service, 50) / percentile(bare, 50):.2f}x, "
-                  f"p95 {percentile(service, 95) / percentile(bare, 95):.2f}x")
+            print(
+                f"    ratio service/bare  : p50 {percentile(service, 50) / percentile(bare, 50):.2f}x, "
+                f"p95 {percentile(service, 95) / percentile(bare, 95):.2f}x"
+            )
 
             # (b) cold launch, alternating to share any drift
             cold_service, cold_hand = [], []
@@ -130,12 +145,14 @@ async def run(rounds: int, cold_rounds: int) -> None:
             # (c) 20 users at once
             tokens = [standin.rpc("login", f"user{i:02d}", f"user{i:02d}-pw")["result"] for i in range(1, 21)]
             started = time.perf_counter()
-            results = await asyncio.gather(*(eln_launch(client, hub, t, "crowd", "n.ipynb") for t in tokens),
-                                           return_exceptions=True)
+            results = await asyncio.gather(
+                *(eln_launch(client, hub, t, "crowd", "n.ipynb") for t in tokens), return_exceptions=True
+            )
             total = time.perf_counter() - started
             ok = sum(1 for r in results if isinstance(r, dict))
-            print(f"(c) 20 users at once   : {ok}/20 succeeded in {total:.1f} s "
-                  f"({total / 20:.2f} s per user on 2 cores)")
+            print(
+                f"(c) 20 users at once   : {ok}/20 succeeded in {total:.1f} s ({total / 20:.2f} s per user on 2 cores)"
+            )
             print("(d) calls per launch (dry run + write)")
             print(f"    warm: {warm_hub} Hub API calls, {warm_openbis} openBIS calls")
             print(f"    cold: {cold_hub} Hub API calls, {cold_openbis} openBIS calls")

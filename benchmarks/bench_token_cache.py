@@ -12,9 +12,9 @@ import asyncio
 import tempfile
 import time
 
-from common import start_standin
-
 from openbis_hub.openbis import OpenBISClient
+
+from common import start_standin
 
 N = 200
 

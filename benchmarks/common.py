@@ -19,5 +19,7 @@ def percentile(values: list[float], p: float) -> float:
 
 
 def summary(values: list[float]) -> str:
-    return (f"p50 {1000 * percentile(values, 50):.1f} ms, p95 {1000 * percentile(values, 95):.1f} ms, "
-            f"mean {1000 * statistics.mean(values):.1f} ms (n={len(values)})")
+    return (
+        f"p50 {1000 * percentile(values, 50):.1f} ms, p95 {1000 * percentile(values, 95):.1f} ms, "
+        f"mean {1000 * statistics.mean(values):.1f} ms (n={len(values)})"
+    )

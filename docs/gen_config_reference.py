@@ -25,8 +25,12 @@ def _md(text: str) -> str:
     """reStructuredText bits of help strings -> Markdown."""
     text = inspect.cleandoc(text or "")
     text = re.sub(r"``([^`]+)``", r"`\1`", text)
-    text = re.sub(r"^\.\. version(added|changed):: *(\S+)", lambda m: f"*{'New' if m.group(1) == 'added' else 'Changed'} in {m.group(2)}.*",
-                  text, flags=re.M)
+    text = re.sub(
+        r"^\.\. version(added|changed):: *(\S+)",
+        lambda m: f"*{'New' if m.group(1) == 'added' else 'Changed'} in {m.group(2)}.*",
+        text,
+        flags=re.M,
+    )
     text = re.sub(r"::\s*$", ":", text, flags=re.M)
     return text
 
@@ -52,27 +56,39 @@ def configurables():
     from openbis_hub.singleuser.extension import OpenBISHub
 
     return [
-        (OpenBISAuthenticator, "JupyterHub's authenticator (`jupyterhub_config.py`)",
-         "Set in `jupyterhub_config.py` as `c.OpenBISAuthenticator.<name>`. The project's "
-         "`jupyterhub_config.py` fills the important ones from environment variables "
-         "(`OPENBIS_URL`, `OPENBIS_CA_BUNDLE`, `OPENBIS_HUB_CREATE_PAT`, ...). JupyterHub's own "
-         "`Authenticator` settings (`allowed_users`, `admin_users`, `blocked_users`, ...) apply too."),
-        (OpenBISService, "The launch service (`/services/openbis/`)",
-         "The hub starts the service (`python -m openbis_hub.service`) and passes these as "
-         "environment variables; each help string names its variable. A config file given with "
-         "`--config` may set `c.OpenBISService.<name>`."),
-        (OpenBISHub, "The single-user server extension",
-         "Set in the notebook server's `jupyter_server_config.py` as `c.OpenBISHub.<name>`; the hub "
-         "passes most values through the environment of each user's server."),
+        (
+            OpenBISAuthenticator,
+            "JupyterHub's authenticator (`jupyterhub_config.py`)",
+            "Set in `jupyterhub_config.py` as `c.OpenBISAuthenticator.<name>`. The project's "
+            "`jupyterhub_config.py` fills the important ones from environment variables "
+            "(`OPENBIS_URL`, `OPENBIS_CA_BUNDLE`, `OPENBIS_HUB_CREATE_PAT`, ...). JupyterHub's own "
+            "`Authenticator` settings (`allowed_users`, `admin_users`, `blocked_users`, ...) apply too.",
+        ),
+        (
+            OpenBISService,
+            "The launch service (`/services/openbis/`)",
+            "The hub starts the service (`python -m openbis_hub.service`) and passes these as "
+            "environment variables; each help string names its variable. A config file given with "
+            "`--config` may set `c.OpenBISService.<name>`.",
+        ),
+        (
+            OpenBISHub,
+            "The single-user server extension",
+            "Set in the notebook server's `jupyter_server_config.py` as `c.OpenBISHub.<name>`; the hub "
+            "passes most values through the environment of each user's server.",
+        ),
     ]
 
 
 def configuration_page() -> str:
-    out = [HEADER, "# Configuration reference\n\n",
-           "Every setting of the three configurable parts, generated from their help strings.\n",
-           "The project's `jupyterhub_config.py` maps environment variables onto these settings; "
-           "they are listed [at the end](#environment-variables-of-jupyterhub_configpy), and the "
-           "[deployment guide](../deploy.md) shows them in use.\n"]
+    out = [
+        HEADER,
+        "# Configuration reference\n\n",
+        "Every setting of the three configurable parts, generated from their help strings.\n",
+        "The project's `jupyterhub_config.py` maps environment variables onto these settings; "
+        "they are listed [at the end](#environment-variables-of-jupyterhub_configpy), and the "
+        "[deployment guide](../deploy.md) shows them in use.\n",
+    ]
     for cls, title, intro in configurables():
         out.append(f"\n## {title}\n\n")
         out.append(f"`{cls.__module__}.{cls.__name__}`\n\n")
@@ -87,8 +103,10 @@ def configuration_page() -> str:
     env_doc = _hub_config_docstring()
     if env_doc:
         out.append("\n## Environment variables of `jupyterhub_config.py`\n\n")
-        out.append("From the docstring of the project's `jupyterhub_config.py`, which the docker compose "
-                   "deployment, `openbis-hub demo` and the tests all use:\n\n")
+        out.append(
+            "From the docstring of the project's `jupyterhub_config.py`, which the docker compose "
+            "deployment, `openbis-hub demo` and the tests all use:\n\n"
+        )
         out.append("```text\n" + env_doc + "\n```\n")
     return "".join(out)
 
@@ -129,12 +147,15 @@ def http_api_page() -> str:
     doc = openapi_document()
     info = doc["info"]
     base = doc["servers"][0]["url"]
-    out = [HEADER, "# HTTP API of the launch service\n\n",
-           f"{info['description']}\n\n",
-           f"Generated from the service's OpenAPI {doc['openapi']} document, which the running "
-           f"service also serves at `{base.rstrip('/')}/api/openapi.json`. "
-           f"All paths below are relative to `{base}` on the hub.\n\n",
-           "Errors are JSON `{\"status\": ..., \"message\": ...}`; messages never contain tokens.\n"]
+    out = [
+        HEADER,
+        "# HTTP API of the launch service\n\n",
+        f"{info['description']}\n\n",
+        f"Generated from the service's OpenAPI {doc['openapi']} document, which the running "
+        f"service also serves at `{base.rstrip('/')}/api/openapi.json`. "
+        f"All paths below are relative to `{base}` on the hub.\n\n",
+        'Errors are JSON `{"status": ..., "message": ...}`; messages never contain tokens.\n',
+    ]
     for path, methods in doc["paths"].items():
         for method, op in methods.items():
             if method.startswith("x-") or not isinstance(op, dict):
@@ -147,8 +168,10 @@ def http_api_page() -> str:
             if params:
                 out.append("| parameter | in | required | type | description |\n|---|---|---|---|---|\n")
                 for p in params:
-                    out.append(f"| `{p['name']}` | {p.get('in', '')} | {'yes' if p.get('required') else 'no'} | "
-                               f"{_schema(p.get('schema', {}))} | {_cell(p.get('description'))} |\n")
+                    out.append(
+                        f"| `{p['name']}` | {p.get('in', '')} | {'yes' if p.get('required') else 'no'} | "
+                        f"{_schema(p.get('schema', {}))} | {_cell(p.get('description'))} |\n"
+                    )
                 out.append("\n")
             body = op.get("requestBody")
             if body:
@@ -174,8 +197,10 @@ def http_api_page() -> str:
     if security:
         out.append("\n## Authentication\n\n")
         for name, scheme in security.items():
-            out.append(f"- **{name}**: {scheme.get('type')} `{scheme.get('scheme', '')}` — "
-                       f"{scheme.get('description', '')}. The ELN's request sends it as `?token=` instead.\n")
+            out.append(
+                f"- **{name}**: {scheme.get('type')} `{scheme.get('scheme', '')}` — "
+                f"{scheme.get('description', '')}. The ELN's request sends it as `?token=` instead.\n"
+            )
     return "".join(out)
 
 

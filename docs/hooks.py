@@ -15,10 +15,15 @@ def on_pre_build(config, **kwargs):
 # Pages other parts of the project write. Until a page exists, the build gets a
 # short stand-in page so nav and links stay valid under --strict.
 PENDING = {
-    "deploy.md": ("Deployment", "The deployment guide (docker compose) is being written; see "
-                  "`docker-compose.yml` and `.env.example` in the repository meanwhile."),
-    "notebook.md": ("Working in your notebook", "This page is being written; the "
-                    "[tutorial](tutorial.md) shows the notebook side of the story."),
+    "deploy.md": (
+        "Deployment",
+        "The deployment guide (docker compose) is being written; see "
+        "`docker-compose.yml` and `.env.example` in the repository meanwhile.",
+    ),
+    "notebook.md": (
+        "Working in your notebook",
+        "This page is being written; the [tutorial](tutorial.md) shows the notebook side of the story.",
+    ),
 }
 
 

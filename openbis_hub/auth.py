@@ -24,8 +24,8 @@ from traitlets import Bool, Float, Integer, Unicode, default, validate
 
 from . import pending
 from .errors import InvalidToken, OpenBISError
-from .urls import check_openbis_url
 from .openbis import OpenBISClient, is_personal_access_token
+from .urls import check_openbis_url
 
 TOKEN_FIELDS = ("token", "session")  # "session" is what jupyter-openbis-authenticator's form used
 

@@ -44,16 +44,20 @@ def parse_args(argv=None) -> argparse.Namespace:
         description="Run openBIS stand-in + JupyterHub + an ELN-like page on this machine.",
     )
     p.add_argument("--port", type=int, default=8000, help="port of JupyterHub (default 8000)")
-    p.add_argument("--eln-port", type=int, default=0,
-                   help="port of the ELN-like page (plain http; default: any free port)")
+    p.add_argument(
+        "--eln-port", type=int, default=0, help="port of the ELN-like page (plain http; default: any free port)"
+    )
     p.add_argument("--ip", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
-    p.add_argument("--openbis-url", default=None,
-                   help="use this openBIS instead of the stand-in, e.g. https://openbis.example.org")
-    p.add_argument("--openbis-ca-bundle", default=None,
-                   help="CA file that signed the certificate of --openbis-url")
-    p.add_argument("--state-dir", default=None,
-                   help="keep the hub database, users' notebooks and stand-in data here "
-                        "(default: a temporary directory, removed on exit)")
+    p.add_argument(
+        "--openbis-url", default=None, help="use this openBIS instead of the stand-in, e.g. https://openbis.example.org"
+    )
+    p.add_argument("--openbis-ca-bundle", default=None, help="CA file that signed the certificate of --openbis-url")
+    p.add_argument(
+        "--state-dir",
+        default=None,
+        help="keep the hub database, users' notebooks and stand-in data here "
+        "(default: a temporary directory, removed on exit)",
+    )
     p.add_argument("--verbose", action="store_true", help="show the hub's log on the terminal")
     args = p.parse_args(argv)
     if args.openbis_ca_bundle and not args.openbis_url:
@@ -156,8 +160,11 @@ def forwarding_app(profile: str, openbis_url: str, ca_bundle: str | None):
 
         async def post(self):
             request = HTTPRequest(
-                openbis_url.rstrip("/") + AS_PATH, method="POST", body=self.request.body,
-                headers={"Content-Type": "application/json"}, ca_certs=ca_bundle or None,
+                openbis_url.rstrip("/") + AS_PATH,
+                method="POST",
+                body=self.request.body,
+                headers={"Content-Type": "application/json"},
+                ca_certs=ca_bundle or None,
                 request_timeout=60,
             )
             try:
@@ -225,9 +232,12 @@ class Hub:
         self._log = open(self.log_path, "ab")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "jupyterhub", "-f", str(self.config)],
-            cwd=self.env["OPENBIS_HUB_STATE_DIR"], env=self.env,
-            stdout=None if self.verbose else self._log, stderr=None if self.verbose else subprocess.STDOUT,
-            stdin=subprocess.DEVNULL, start_new_session=True,
+            cwd=self.env["OPENBIS_HUB_STATE_DIR"],
+            env=self.env,
+            stdout=None if self.verbose else self._log,
+            stderr=None if self.verbose else subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
         )
 
     def remember_children(self) -> None:
@@ -287,12 +297,16 @@ async def run(args: argparse.Namespace) -> int:
 
     config = find_hub_config()
     if config is None:
-        say("openbis-hub demo: jupyterhub_config.py not found; run the demo from a source checkout "
-            "(pip install -e .) or set OPENBIS_HUB_CONFIG to the file.")
+        say(
+            "openbis-hub demo: jupyterhub_config.py not found; run the demo from a source checkout "
+            "(pip install -e .) or set OPENBIS_HUB_CONFIG to the file."
+        )
         return 2
     if not find_proxy(config):
-        say("openbis-hub demo: configurable-http-proxy not found; run `npm install` in "
-            f"{config.parent} (or install it on your PATH).")
+        say(
+            "openbis-hub demo: configurable-http-proxy not found; run `npm install` in "
+            f"{config.parent} (or install it on your PATH)."
+        )
         return 2
     if not port_is_free(args.port, args.ip):
         say(f"openbis-hub demo: port {args.port} is in use; choose another with --port.")
@@ -339,8 +353,9 @@ async def run(args: argparse.Namespace) -> int:
             demo_users = [(u, v[0]) for u, v in DEMO_USERS.items() if u != "admin"] + [("admin", "admin-pw")]
             # the profile names the hub; the page is the same for both doors of the stand-in
             profile = profile_js(hub_url, demo_users, "openBIS stand-in (demo data)")
-            standin = StandIn(host=args.ip, port=0, https=True, state_dir=state / "openbis",
-                              extra_handlers=eln_handlers(profile))
+            standin = StandIn(
+                host=args.ip, port=0, https=True, state_dir=state / "openbis", extra_handlers=eln_handlers(profile)
+            )
             openbis_url = await standin.start()
             ca_bundle = standin.ca_file or ""
             # the same stand-in on plain http, for browsers (no certificate warning)

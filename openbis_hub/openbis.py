@@ -28,7 +28,6 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from .urls import check_openbis_url
 from .errors import (
     InvalidToken,
     LoginFailed,
@@ -37,6 +36,7 @@ from .errors import (
     SessionExpired,
     UnexpectedAnswer,
 )
+from .urls import check_openbis_url
 
 AS_V3_PATH = "/openbis/openbis/rmi-application-server-v3.json"
 PAT_PREFIX = "$pat-"
@@ -167,9 +167,7 @@ class OpenBISClient:
         verify_arg: bool | ssl.SSLContext = verify
         if verify and ca_bundle:
             verify_arg = ssl.create_default_context(cafile=ca_bundle)
-        self._http = httpx.AsyncClient(
-            verify=verify_arg, timeout=timeout, transport=transport, follow_redirects=False
-        )
+        self._http = httpx.AsyncClient(verify=verify_arg, timeout=timeout, transport=transport, follow_redirects=False)
         self._cache: dict[str, tuple[float, SessionInfo | InvalidToken]] = {}
         self._in_flight: dict[str, asyncio.Task] = {}
         self._tasks: set[asyncio.Task] = set()  # every shared token check still running

@@ -107,8 +107,9 @@ class PendingNotebookHandler(_PendingHandler):
             and isinstance(model.get("content"), dict)
         ):
             raise web.HTTPError(400, 'Body must be {"folder": str, "fileName": str, "content": notebook}.')
-        self.pending.add(name, PendingNotebook(model["folder"], model["fileName"], model["content"], len(body)),
-                         self.log)
+        self.pending.add(
+            name, PendingNotebook(model["folder"], model["fileName"], model["content"], len(body)), self.log
+        )
         self.set_status(202)
         self.write({"queued": len(self.pending)})
 

@@ -45,10 +45,11 @@ import os
 import socket
 import sys
 
-import docker
 import requests
-from dockerspawner import DockerSpawner, SwarmSpawner
 from docker.types import Mount
+from dockerspawner import DockerSpawner, SwarmSpawner
+
+import docker
 
 DEFAULT_IMAGE = "openbis-hub-singleuser:latest"
 DEFAULT_NETWORK = "openbis-hub"
@@ -77,8 +78,7 @@ def describe_docker_error(error: Exception, image: str) -> str:
             "to pull it from a registry)."
         )
     if isinstance(error, requests.exceptions.ConnectionError) or (
-        isinstance(error, docker.errors.DockerException)
-        and not isinstance(error, docker.errors.APIError)
+        isinstance(error, docker.errors.DockerException) and not isinstance(error, docker.errors.APIError)
     ):
         return f"The Docker engine does not answer ({_first_line(error)}). Is dockerd running and the socket mounted?"
     if isinstance(error, docker.errors.APIError):
@@ -199,7 +199,10 @@ def check_docker(image: str, swarm: bool = False, client: docker.DockerClient | 
         client = client or docker.from_env(timeout=10)
         version = client.version().get("Version", "?")
     except Exception as e:
-        return False, f"openbis-hub: the Docker engine does not answer ({_first_line(e)}); spawns will fail until it does"
+        return (
+            False,
+            f"openbis-hub: the Docker engine does not answer ({_first_line(e)}); spawns will fail until it does",
+        )
     where = f"Docker engine {version}"
     if swarm:
         state = client.info().get("Swarm", {}).get("LocalNodeState", "inactive")

@@ -12,7 +12,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from hub import RunningHub, proxy_available  # noqa: E402
 from standin import openbis_standin, start_standin  # noqa: E402,F401  (fixture re-export)
 
-
 ISSUED_TOKENS: list[str] = []  # every token tests used; none may reach a log
 
 
@@ -103,9 +102,13 @@ def hub(openbis_standin, embedding_pages, tmp_path_factory):
     if not proxy_available():
         pytest.fail("configurable-http-proxy is missing: run `npm install` (./scripts/test does)")
     allowed = embedding_pages[0].origin
-    running = RunningHub(tmp_path_factory.mktemp("hub"), openbis_standin.url, openbis_standin.ca_file,
-                         extra_env={"OPENBIS_HUB_FRAME_ANCESTORS": f"{openbis_standin.url} {allowed}"},
-                         extra_config=MAPPED_USERS).start()
+    running = RunningHub(
+        tmp_path_factory.mktemp("hub"),
+        openbis_standin.url,
+        openbis_standin.ca_file,
+        extra_env={"OPENBIS_HUB_FRAME_ANCESTORS": f"{openbis_standin.url} {allowed}"},
+        extra_config=MAPPED_USERS,
+    ).start()
     yield running
     running.stop()
 
@@ -133,9 +136,14 @@ c.Spawner.pre_spawn_hook = _break_some_servers
 @pytest.fixture(scope="session")
 def slow_hub(openbis_standin, tmp_path_factory):
     running = RunningHub(
-        tmp_path_factory.mktemp("slow-hub"), openbis_standin.url, openbis_standin.ca_file,
-        extra_env={"OPENBIS_HUB_OPENBIS_TIMEOUT": "2", "OPENBIS_HUB_SPAWN_TIMEOUT": "4",
-                   "OPENBIS_HUB_CREATE_PAT": "true"},
+        tmp_path_factory.mktemp("slow-hub"),
+        openbis_standin.url,
+        openbis_standin.ca_file,
+        extra_env={
+            "OPENBIS_HUB_OPENBIS_TIMEOUT": "2",
+            "OPENBIS_HUB_SPAWN_TIMEOUT": "4",
+            "OPENBIS_HUB_CREATE_PAT": "true",
+        },
         extra_config=BROKEN_SPAWNS,
     ).start()
     yield running
@@ -147,7 +155,11 @@ def down_hub(tmp_path_factory):
     """A hub whose openBIS does not answer at all (nothing listens on its port)."""
     from hub import free_port
 
-    running = RunningHub(tmp_path_factory.mktemp("down-hub"), f"https://127.0.0.1:{free_port()}", None,
-                         extra_env={"OPENBIS_HUB_OPENBIS_TIMEOUT": "2"}).start()
+    running = RunningHub(
+        tmp_path_factory.mktemp("down-hub"),
+        f"https://127.0.0.1:{free_port()}",
+        None,
+        extra_env={"OPENBIS_HUB_OPENBIS_TIMEOUT": "2"},
+    ).start()
     yield running
     running.stop()

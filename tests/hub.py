@@ -29,8 +29,14 @@ def free_port() -> int:
 class RunningHub:
     """A JupyterHub subprocess; ``url`` is the proxy, ``api`` a Hub API client with an admin token."""
 
-    def __init__(self, workdir: Path, openbis_url: str, ca_file: str | None, extra_env: dict | None = None,
-                 extra_config: str = ""):
+    def __init__(
+        self,
+        workdir: Path,
+        openbis_url: str,
+        ca_file: str | None,
+        extra_env: dict | None = None,
+        extra_config: str = "",
+    ):
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
@@ -89,8 +95,9 @@ class RunningHub:
         raise RuntimeError(f"JupyterHub did not come up in {timeout}s:\n{self.log_text()[-3000:]}")
 
     def api(self) -> httpx.Client:
-        return httpx.Client(base_url=f"{self.url}/hub/api", headers={"Authorization": f"token {self.admin_token}"},
-                            timeout=30)
+        return httpx.Client(
+            base_url=f"{self.url}/hub/api", headers={"Authorization": f"token {self.admin_token}"}, timeout=30
+        )
 
     def log_text(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""

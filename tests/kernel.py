@@ -14,13 +14,30 @@ from tornado.websocket import websocket_connect
 
 async def _execute(ws, user: str, code: str, timeout: float) -> dict:
     msg_id = uuid.uuid4().hex
-    ws.write_message(json.dumps({
-        "header": {"msg_id": msg_id, "username": user, "session": uuid.uuid4().hex,
-                   "msg_type": "execute_request", "version": "5.3"},
-        "parent_header": {}, "metadata": {}, "channel": "shell",
-        "content": {"code": code, "silent": False, "store_history": False,
-                    "user_expressions": {}, "allow_stdin": False, "stop_on_error": True},
-    }))
+    ws.write_message(
+        json.dumps(
+            {
+                "header": {
+                    "msg_id": msg_id,
+                    "username": user,
+                    "session": uuid.uuid4().hex,
+                    "msg_type": "execute_request",
+                    "version": "5.3",
+                },
+                "parent_header": {},
+                "metadata": {},
+                "channel": "shell",
+                "content": {
+                    "code": code,
+                    "silent": False,
+                    "store_history": False,
+                    "user_expressions": {},
+                    "allow_stdin": False,
+                    "stop_on_error": True,
+                },
+            }
+        )
+    )
     stdout, error = [], None
 
     async def collect():
@@ -44,8 +61,9 @@ async def _execute(ws, user: str, code: str, timeout: float) -> dict:
     return {"stdout": "".join(stdout), "error": error}
 
 
-async def run_cells(hub_url: str, token: str, user: str, codes: list[str], *, path: str | None = None,
-                    timeout: float = 120) -> list[dict]:
+async def run_cells(
+    hub_url: str, token: str, user: str, codes: list[str], *, path: str | None = None, timeout: float = 120
+) -> list[dict]:
     """Run ``codes`` one after the other in one kernel, as Run All does: stop at the first error.
 
     With ``path`` the kernel belongs to that notebook's session, so it runs in
@@ -59,8 +77,10 @@ async def run_cells(hub_url: str, token: str, user: str, codes: list[str], *, pa
             response.raise_for_status()
             kernel_id = response.json()["id"]
         else:
-            response = await client.post(f"{base}/api/sessions", json={
-                "path": path, "name": path.rsplit("/", 1)[-1], "type": "notebook", "kernel": {"name": "python3"}})
+            response = await client.post(
+                f"{base}/api/sessions",
+                json={"path": path, "name": path.rsplit("/", 1)[-1], "type": "notebook", "kernel": {"name": "python3"}},
+            )
             response.raise_for_status()
             kernel_id = response.json()["kernel"]["id"]
         try:

@@ -20,8 +20,9 @@ def leaks(tokens, paths) -> list[str]:
         text = Path(path).read_text(errors="replace")
         for form in needles:
             if form in text:
-                found.append(f"{path}: a token (as {'raw' if form == needles[form] else 'encoded'}) at"
-                             f" offset {text.index(form)}")
+                found.append(
+                    f"{path}: a token (as {'raw' if form == needles[form] else 'encoded'}) at offset {text.index(form)}"
+                )
     return found
 
 

@@ -12,7 +12,7 @@ import json
 
 import httpx
 
-SPY = r'''
+SPY = r"""
 # installed by the user: record every credential this server receives
 import json, os, tornado.httputil
 
@@ -32,7 +32,7 @@ tornado.httputil.HTTPServerRequest.__init__ = _spy
 with open(_record, "a") as f:
     f.write(json.dumps({{"path": "env", "authorization": "token " + os.environ.get("JUPYTERHUB_API_TOKEN", ""),
                          "cookie": None}}) + "\n")
-'''
+"""
 
 
 def spy_config(record: str) -> str:
@@ -73,8 +73,9 @@ def refused(response: httpx.Response) -> bool:
     return False
 
 
-def try_everything_on(client: httpx.Client, hub_url: str, victim: str, victim_folder: str, openbis_token: str,
-                      own_name: str) -> dict[str, httpx.Response]:
+def try_everything_on(
+    client: httpx.Client, hub_url: str, victim: str, victim_folder: str, openbis_token: str, own_name: str
+) -> dict[str, httpx.Response]:
     """Every door a captured credential (already in ``client``'s headers) could open; the answers."""
     api = f"{hub_url}/hub/api"
     attempts = {

@@ -51,10 +51,8 @@ class RunningStandIn:
 
     def rpc(self, method: str, *params, dss: bool = False):
         """Raw JSON-RPC call; returns the decoded envelope (``result`` or ``error``)."""
-        path = ("/datastore_server/rmi-data-store-server-v3.json" if dss
-                else AS_V3_PATH)
-        return self._request("POST", path, {"method": method, "params": list(params),
-                                            "id": "1", "jsonrpc": "2.0"})
+        path = "/datastore_server/rmi-data-store-server-v3.json" if dss else AS_V3_PATH
+        return self._request("POST", path, {"method": method, "params": list(params), "id": "1", "jsonrpc": "2.0"})
 
     def stats(self) -> dict:
         """``{"total": n, "methods": {method: n}, "http": {...}}``"""
@@ -96,21 +94,38 @@ class RunningStandIn:
                 self.proc.wait(5)
 
 
-def start_standin(state_dir, *, http: bool = False, session_timeout: float | None = None,
-                  port: int = 0, host: str = "127.0.0.1", extra_args=(),
-                  timeout: float = 60) -> RunningStandIn:
+def start_standin(
+    state_dir,
+    *,
+    http: bool = False,
+    session_timeout: float | None = None,
+    port: int = 0,
+    host: str = "127.0.0.1",
+    extra_args=(),
+    timeout: float = 60,
+) -> RunningStandIn:
     state_dir = Path(state_dir)
     state_dir.mkdir(parents=True, exist_ok=True)
-    cmd = [sys.executable, "-m", "openbis_hub.standin", "--port", str(port), "--host", host,
-           "--state-dir", str(state_dir)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "openbis_hub.standin",
+        "--port",
+        str(port),
+        "--host",
+        host,
+        "--state-dir",
+        str(state_dir),
+    ]
     if http:
         cmd.append("--http")
     if session_timeout is not None:
         cmd += ["--session-timeout", str(session_timeout)]
     cmd += list(extra_args)
     log = open(state_dir / "standin.log", "ab")
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=log, text=True,
-                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=log, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"}
+    )
     log.close()
     line_box: list[str] = []
 
@@ -146,6 +161,7 @@ __all__ = ["RunningStandIn", "start_standin", "openbis_standin", "READY_RE"]
 
 if __name__ == "__main__":  # manual smoke: python tests/standin.py
     import tempfile
+
     s = start_standin(tempfile.mkdtemp())
     print(s.url, s.ca_file, s.stats())
     time.sleep(0.1)

@@ -104,9 +104,18 @@ def test_token_and_session_form_fields(hub, token_for):
 def test_personal_access_token_logs_in(hub, openbis_standin, token_for):
     session = token_for("alice")
     now = int(time.time() * 1000)
-    created = openbis_standin.rpc("createPersonalAccessTokens", session, [{
-        "@type": "as.dto.pat.create.PersonalAccessTokenCreation", "sessionName": "test-pat",
-        "validFromDate": now - 1000, "validToDate": now + 3_600_000}])
+    created = openbis_standin.rpc(
+        "createPersonalAccessTokens",
+        session,
+        [
+            {
+                "@type": "as.dto.pat.create.PersonalAccessTokenCreation",
+                "sessionName": "test-pat",
+                "validFromDate": now - 1000,
+                "validToDate": now + 3_600_000,
+            }
+        ],
+    )
     pat = created["result"][0]["permId"]
     assert pat.startswith("$pat-alice-")
     with browser(hub) as b:
@@ -134,8 +143,9 @@ def test_openbis_down_gives_unreachable(down_hub, token_for):
         page = b.get("/hub/login", params={"token": token_for("alice")})
     assert page.status_code == 503
     assert "openBIS is unreachable" in page.text
-    async_answer = httpx.post(f"{down_hub.url}/services/openbis/?token=x-1&folder=f&filename=n.ipynb&test=True",
-                              content=b"TEST", timeout=30)
+    async_answer = httpx.post(
+        f"{down_hub.url}/services/openbis/?token=x-1&folder=f&filename=n.ipynb&test=True", content=b"TEST", timeout=30
+    )
     assert async_answer.status_code == 502
     assert "unreachable" in async_answer.json()["message"]
 
@@ -155,8 +165,12 @@ def test_local_spawner_refuses_a_network_bind(tmp_path, openbis_standin):
     """Local servers share one OS account: never on a public address unless explicitly allowed."""
     from hub import RunningHub, free_port
 
-    hub = RunningHub(tmp_path, openbis_standin.url, openbis_standin.ca_file,
-                     extra_env={"OPENBIS_HUB_BIND_URL": f"http://0.0.0.0:{free_port()}"})
+    hub = RunningHub(
+        tmp_path,
+        openbis_standin.url,
+        openbis_standin.ca_file,
+        extra_env={"OPENBIS_HUB_BIND_URL": f"http://0.0.0.0:{free_port()}"},
+    )
     with pytest.raises(RuntimeError, match="exited"):
         hub.start(timeout=60)
     text = hub.log_text()

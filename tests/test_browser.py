@@ -19,9 +19,13 @@ DATASET = "20261123093000000-4"
 COLLECTION = "/DEMO/ANALYSIS/MEASUREMENTS"
 CHROMIUM = next((p for p in ("/usr/bin/chromium", "/usr/bin/chromium-browser") if os.path.exists(p)), None)
 IMAGES = Path(__file__).resolve().parent.parent / "docs" / "images"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--no-first-run"]
-
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
 
 
 async def screenshot(page, name: str) -> None:
@@ -49,10 +53,12 @@ async def chromium():
 
 
 def create_notebook(hub, token: str, folder: str, name: str) -> dict:
-    answer = httpx.post(f"{hub.url}/services/openbis/api/notebooks", timeout=120,
-                        headers={"Authorization": f"Bearer {token}"},
-                        json={"datasets": [DATASET], "owner": {"experiment": COLLECTION},
-                              "folder": folder, "name": name})
+    answer = httpx.post(
+        f"{hub.url}/services/openbis/api/notebooks",
+        timeout=120,
+        headers={"Authorization": f"Bearer {token}"},
+        json={"datasets": [DATASET], "owner": {"experiment": COLLECTION}, "folder": folder, "name": name},
+    )
     assert answer.status_code == 201, answer.text
     return answer.json()
 
@@ -80,7 +86,8 @@ async def test_eln_link_cells_and_save_to_openbis(hub, token_for, openbis_standi
     await run_cell(page, "o = Openbis()")
     await run_cell(page, f"ds0 = o.get_dataset('{DATASET}')")
     output = page.locator(".jp-CodeCell", has_text=f"ds0 = o.get_dataset('{DATASET}')").first.locator(
-        ".jp-OutputArea-output")
+        ".jp-OutputArea-output"
+    )
     await output.first.wait_for(timeout=120_000)
     text = await output.first.inner_text()
     assert DATASET in text and "Error" not in text, text
@@ -135,14 +142,15 @@ window.askSave = () => document.getElementById("nb").contentWindow.postMessage(
     while saved is None and time.monotonic() < deadline:
         await page.evaluate("window.askSave()")
         await asyncio.sleep(1)
-        saved = next((m for m in await page.evaluate("window.received") if m.get("type") == "openbis-hub:saved"),
-                     None)
+        saved = next((m for m in await page.evaluate("window.received") if m.get("type") == "openbis-hub:saved"), None)
     assert saved and saved["path"] == path, await page.evaluate("window.received")
     with hub.api() as api:
-        model = httpx.get(f"{hub.url}/user/alice/api/contents/{path}", headers=api.headers, timeout=30,
-                          params={"content": 1}).json()
-    sources = ["".join(c["source"]) if isinstance(c["source"], list) else c["source"]
-               for c in model["content"]["cells"]]
+        model = httpx.get(
+            f"{hub.url}/user/alice/api/contents/{path}", headers=api.headers, timeout=30, params={"content": 1}
+        ).json()
+    sources = [
+        "".join(c["source"]) if isinstance(c["source"], list) else c["source"] for c in model["content"]["cells"]
+    ]
     assert any(s.endswith("# edited in the frame") for s in sources)  # read right after "saved"
 
 

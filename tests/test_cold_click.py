@@ -11,6 +11,7 @@ from __future__ import annotations
 from urllib.parse import quote
 
 import httpx
+
 from eln_client import eln_create, notebook, stop_server, stored, wait_until_ready
 
 
@@ -20,8 +21,13 @@ def server_model(hub, user):
 
 
 def file_name_cell(nb: dict) -> dict:
-    return {"cell_type": "code", "execution_count": None, "metadata": {"code_cell_id": "fileName"},
-            "outputs": [], "source": [f"fileName='{nb}'"]}
+    return {
+        "cell_type": "code",
+        "execution_count": None,
+        "metadata": {"code_cell_id": "fileName"},
+        "outputs": [],
+        "source": [f"fileName='{nb}'"],
+    }
 
 
 async def test_cold_click_answers_before_the_server_is_up_and_lands_in_the_notebook(hub, token_for):

@@ -61,7 +61,10 @@ class Demo:
         exe = shutil.which("openbis-hub", path=os.path.dirname(sys.executable)) or "openbis-hub"
         self.proc = subprocess.Popen(
             [exe, "demo", "--port", str(self.port), *args],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )
         self.lines: list[str] = []
@@ -150,7 +153,8 @@ def run_code_cells(nb, indexes: list[int]) -> None:
                 const c = document.querySelectorAll('.jp-Notebook .jp-CodeCell')[i];
                 return c && /\\[\\d+\\]/.test(c.querySelector('.jp-InputPrompt').textContent);
             }""",
-            arg=[i], timeout=120_000,
+            arg=[i],
+            timeout=120_000,
         )
 
 
@@ -196,9 +200,15 @@ def story(demo: Demo, user: str, password: str, screenshots: bool = False) -> st
 
     with sync_playwright() as p:
         browser = p.chromium.launch(
-            executable_path=CHROMIUM, headless=True,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                  "--disable-component-update", "--no-first-run"],
+            executable_path=CHROMIUM,
+            headless=True,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--no-first-run",
+            ],
             # Playwright turns Chromium's popup blocker off; the ELN's users have it on, and the
             # ELN's window.open after its two POSTs must still count as the click (cold server too)
             ignore_default_args=["--disable-popup-blocking"],
@@ -238,7 +248,7 @@ def story(demo: Demo, user: str, password: str, screenshots: bool = False) -> st
             # exactly the ELN's requests: dry run, then the notebook, both form-typed
             posts = [r for r in requests if r.method == "POST"]
             assert len(posts) == 2, [r.url for r in posts]
-            for r, test in zip(posts, ("True", "False")):
+            for r, test in zip(posts, ("True", "False"), strict=True):
                 q = parse_qs(urlsplit(r.url).query)
                 assert q["test"] == [test] and q["folder"] == ["demo"]
                 assert q["token"][0].startswith(user + "-")
@@ -303,8 +313,10 @@ def test_demo_starts_serves_the_page_and_stops_cleanly():
         r = httpx.get(f"{demo.hub_url}/services/openbis/api/health", headers={"Origin": origin})
         assert r.headers.get("access-control-allow-origin") == origin
         # the page's JSON-RPC reaches the stand-in on the same origin
-        rpc = httpx.post(f"{origin}/openbis/openbis/rmi-application-server-v3.json",
-                         json={"jsonrpc": "2.0", "id": "1", "method": "login", "params": ["alice", "alice-pw"]})
+        rpc = httpx.post(
+            f"{origin}/openbis/openbis/rmi-application-server-v3.json",
+            json={"jsonrpc": "2.0", "id": "1", "method": "login", "params": ["alice", "alice-pw"]},
+        )
         assert rpc.json()["result"].startswith("alice-")
         # the stand-in's https door serves the same page and profile (the origin pybis uses)
         m = re.search(r"openBIS stand-in \.+ (https://\S+)", demo.output)
@@ -316,8 +328,19 @@ def test_demo_starts_serves_the_page_and_stops_cleanly():
 
 
 def test_demo_argument_errors():
-    r = subprocess.run([sys.executable, "-c", "from openbis_hub.cli import main; main()", "demo",
-                        "--openbis-ca-bundle", "/nonexistent.pem"], capture_output=True, text=True, timeout=60)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from openbis_hub.cli import main; main()",
+            "demo",
+            "--openbis-ca-bundle",
+            "/nonexistent.pem",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert r.returncode == 2 and "--openbis-ca-bundle goes with --openbis-url" in r.stderr
 
 
@@ -326,8 +349,12 @@ def test_demo_refuses_a_busy_port():
         s.bind(("127.0.0.1", 0))
         s.listen()
         port = s.getsockname()[1]
-        r = subprocess.run([sys.executable, "-c", "from openbis_hub.cli import main; main()", "demo", "--port", str(port)],
-                           capture_output=True, text=True, timeout=60)
+        r = subprocess.run(
+            [sys.executable, "-c", "from openbis_hub.cli import main; main()", "demo", "--port", str(port)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
     assert r.returncode == 2 and f"port {port} is in use" in r.stdout
 
 
@@ -338,15 +365,17 @@ def test_page_template_is_the_service_template(tmp_path):
         pytest.skip("node is not installed")
     from openbis_hub.service.template import eln_notebook
 
-    datasets = [{"permId": "20261123093000000-4", "owner": {"experiment": "20261123093000000-2"}},
-                {"permId": "20261123093000000-5", "owner": {"object": "20261123093000000-3"}}]
+    datasets = [
+        {"permId": "20261123093000000-4", "owner": {"experiment": "20261123093000000-2"}},
+        {"permId": "20261123093000000-5", "owner": {"object": "20261123093000000-3"}},
+    ]
     for owner in ({"object": "/DEMO/ANALYSIS/STEP1"}, {"experiment": "/DEMO/ANALYSIS/MEASUREMENTS"}):
         script = tmp_path / "render.js"
         script.write_text(
             "global.window = {};\n"
             + (REPO / "openbis_hub/standin/eln/jupyter.js").read_text()
             + f"\nprocess.stdout.write(JSON.stringify(window.JupyterUtil.createJupyterNotebookContent("
-              f"{json.dumps(datasets)}, {json.dumps(owner)}, \"it's.ipynb\", 'hid-1')));\n"
+            f"{json.dumps(datasets)}, {json.dumps(owner)}, \"it's.ipynb\", 'hid-1')));\n"
         )
         out = subprocess.run([node, str(script)], capture_output=True, text=True, check=True).stdout
         assert json.loads(out) == eln_notebook("it's.ipynb", datasets, owner, history_id="hid-1")

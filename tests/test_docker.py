@@ -28,12 +28,13 @@ from urllib.parse import quote
 
 import httpx
 import pytest
-from conftest import ISSUED_TOKENS
-from spy import install_spy_code, parse_spy_record, refused, try_everything_on
-from hub import free_port
-from standin import start_standin
 
 from openbis_hub.spawners import container_name, volume_name
+
+from conftest import ISSUED_TOKENS
+from hub import free_port
+from spy import install_spy_code, parse_spy_record, refused, try_everything_on
+from standin import start_standin
 
 pytestmark = [pytest.mark.docker, pytest.mark.timeout(1200)]
 
@@ -107,9 +108,7 @@ class Stack:
         self.compose_cmd = engine["compose"]
         self.tmp = tmp
         self.gateway = bridge_gateway()
-        self.standin = start_standin(
-            tmp / "standin", host=self.gateway, extra_args=["--tls-host", self.gateway]
-        )
+        self.standin = start_standin(tmp / "standin", host=self.gateway, extra_args=["--tls-host", self.gateway])
         certs = tmp / "certs"
         certs.mkdir()
         from openbis_hub.standin.tls import ensure_tls
@@ -148,8 +147,13 @@ class Stack:
 
     def compose(self, *args, check=True, timeout=300, **env) -> subprocess.CompletedProcess:
         return subprocess.run(
-            [*self.compose_cmd, *(a for f in self.compose_files for a in ("-f", str(ROOT / f))),
-             "--project-directory", str(ROOT), *args],
+            [
+                *self.compose_cmd,
+                *(a for f in self.compose_files for a in ("-f", str(ROOT / f))),
+                "--project-directory",
+                str(ROOT),
+                *args,
+            ],
             capture_output=True,
             text=True,
             check=check,
@@ -226,8 +230,10 @@ class Stack:
     def api_create(self, token: str, folder: str, name: str) -> httpx.Response:
         """The integrators' ``POST api/notebooks``: it waits for the server (and reports its failure)."""
         with self.client(headers={"Authorization": f"Bearer {token}"}) as c:
-            return c.post(f"{self.url}/services/openbis/api/notebooks",
-                          json={"owner": {"object": "/DEMO/STEP1"}, "folder": folder, "name": name})
+            return c.post(
+                f"{self.url}/services/openbis/api/notebooks",
+                json={"owner": {"object": "/DEMO/STEP1"}, "folder": folder, "name": name},
+            )
 
     def eln_create(self, token: str, folder: str, filename: str, source: str, user: str | None = None) -> dict:
         """The ELN's click; then, as the researcher's tab does, wait until the server is up."""
@@ -300,10 +306,23 @@ def exec_in(user: str, *cmd: str, container: str | None = None) -> subprocess.Co
 def files_in_volume(user: str, prefix: str = VOLUME_PREFIX) -> list[str]:
     """Every notebook in the user's volume, read by a throwaway container (not the user's)."""
     out = docker(
-        "run", "--rm", "--entrypoint", "find", "-v", f"{volume_name(user, prefix)}:/v:ro",
-        NOTEBOOK_IMAGE, "/v", "-type", "f", "-name", "*.ipynb", "-not", "-path", "*/.ipynb_checkpoints/*",
+        "run",
+        "--rm",
+        "--entrypoint",
+        "find",
+        "-v",
+        f"{volume_name(user, prefix)}:/v:ro",
+        NOTEBOOK_IMAGE,
+        "/v",
+        "-type",
+        "f",
+        "-name",
+        "*.ipynb",
+        "-not",
+        "-path",
+        "*/.ipynb_checkpoints/*",
     )
-    return sorted(p[len("/v/"):] for p in out.stdout.splitlines())
+    return sorted(p[len("/v/") :] for p in out.stdout.splitlines())
 
 
 # a kernel in the user's container runs pybis against the stand-in with the
@@ -467,8 +486,9 @@ def test_credentials_a_user_captures_in_their_container_open_nothing_of_others(s
     stack.eln_create(victim, "bob-secrets", "plan.ipynb", "secret = 42")
     token = stack.token("mallory", "mallory-pw")
     stack.eln_create(token, "", "first.ipynb", "x = 1")
-    installed = exec_in("mallory", "python", "-c",
-                        install_spy_code("~/.jupyter/jupyter_server_config.py", "~/work/spy.jsonl"))
+    installed = exec_in(
+        "mallory", "python", "-c", install_spy_code("~/.jupyter/jupyter_server_config.py", "~/work/spy.jsonl")
+    )
     assert installed.returncode == 0, installed.stderr[-1000:]
     docker("restart", container_name("mallory", CONTAINER_PREFIX), timeout=120)
     deadline = time.monotonic() + 120
@@ -485,8 +505,9 @@ def test_credentials_a_user_captures_in_their_container_open_nothing_of_others(s
     fresh = stack.token("mallory", "mallory-pw")
     stack.eln_create(fresh, "work", "fresh.ipynb", "2")
     with stack.client(headers={"Authorization": f"Bearer {fresh}"}) as c:
-        created = c.post(f"{stack.url}/services/openbis/api/notebooks",
-                         json={"owner": {"object": "/DEMO/STEP1"}, "name": "api"})
+        created = c.post(
+            f"{stack.url}/services/openbis/api/notebooks", json={"owner": {"object": "/DEMO/STEP1"}, "name": "api"}
+        )
         assert created.status_code == 201, created.text
         assert c.get(f"{stack.url}/services/openbis/api/sessions").status_code == 200
     with login(stack, fresh, "/user/mallory/notebooks/work/warm.ipynb") as (browser, page):
@@ -519,9 +540,17 @@ def test_compose_down_and_up_keeps_users_and_notebooks(stack):
         # the same browser session still works: database and cookie secret survived
         me = browser.get(f"{stack.url}/hub/api/user")
         assert me.status_code == 200 and me.json()["name"] == "alice", me.text
-        users_seen = {u for u in ("alice", "Jane.Doe") if browser.get(f"{stack.url}/hub/api/users/{quote(u, safe='')}").status_code != 404}
+        users_seen = {
+            u
+            for u in ("alice", "Jane.Doe")
+            if browser.get(f"{stack.url}/hub/api/users/{quote(u, safe='')}").status_code != 404
+        }
     stack.eln_create(token, "my analysis", "first.ipynb", "x = 3")
-    assert files_in_volume("alice") == ["my analysis/first 2.ipynb", "my analysis/first 3.ipynb", "my analysis/first.ipynb"]
+    assert files_in_volume("alice") == [
+        "my analysis/first 2.ipynb",
+        "my analysis/first 3.ipynb",
+        "my analysis/first.ipynb",
+    ]
     assert files_in_volume("Jane.Doe") == ["jane/nb.ipynb"]
     assert "alice" in users_seen
 

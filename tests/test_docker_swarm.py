@@ -59,7 +59,9 @@ def stack(swarm, engine, tmp_path_factory):  # noqa: F811
         s.up()
         yield s
     finally:
-        for service in docker("service", "ls", "-q", "--filter", f"name={s.container_prefix}-", check=False).stdout.split():
+        for service in docker(
+            "service", "ls", "-q", "--filter", f"name={s.container_prefix}-", check=False
+        ).stdout.split():
             docker("service", "rm", service, check=False)
         s.cleanup()
 
@@ -111,7 +113,10 @@ def test_stop_and_start_keeps_the_notebook(stack):
         r = browser.delete(f"{stack.url}/hub/api/users/Jane.Doe/server", headers={"X-XSRFToken": xsrf})
         assert home.status_code == 200 and r.status_code in (202, 204), r.text
     for _ in range(60):
-        if docker("service", "inspect", container_name("Jane.Doe", stack.container_prefix), check=False).returncode != 0:
+        if (
+            docker("service", "inspect", container_name("Jane.Doe", stack.container_prefix), check=False).returncode
+            != 0
+        ):
             break
         time.sleep(0.5)
     else:
@@ -121,7 +126,6 @@ def test_stop_and_start_keeps_the_notebook(stack):
     while (files := files_in_volume("Jane.Doe", stack.volume_prefix)) != ["swarm/nb 2.ipynb", "swarm/nb.ipynb"]:
         assert time.monotonic() < deadline, files
         time.sleep(1)
-
 
 
 def test_missing_image_gives_the_eln_a_json_error(stack):

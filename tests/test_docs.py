@@ -17,12 +17,23 @@ pytest.importorskip("mkdocs", reason="mkdocs is in the test extra: pip install -
 def test_mkdocs_build_strict(tmp_path):
     r = subprocess.run(
         [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(tmp_path / "site")],
-        cwd=REPO, capture_output=True, text=True, timeout=300,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert r.returncode == 0, r.stdout + r.stderr
-    for page in ("index.html", "tutorial/index.html", "architecture/index.html", "performance/index.html",
-                 "reference/configuration/index.html", "reference/http-api/index.html",
-                 "howto/eln-profile/index.html", "deploy/index.html", "notebook/index.html"):
+    for page in (
+        "index.html",
+        "tutorial/index.html",
+        "architecture/index.html",
+        "performance/index.html",
+        "reference/configuration/index.html",
+        "reference/http-api/index.html",
+        "howto/eln-profile/index.html",
+        "deploy/index.html",
+        "notebook/index.html",
+    ):
         assert (tmp_path / "site" / page).is_file(), page
     assert not (tmp_path / "site" / "hooks.py").exists()
 
@@ -54,4 +65,6 @@ def test_tutorial_images_exist():
     images = re.findall(r"\]\((images/[^)]+)\)", text)
     assert images
     for image in images:
-        assert (REPO / "docs" / image).is_file(), f"{image}: make it with OPENBIS_HUB_SCREENSHOTS=1 pytest tests/test_demo.py"
+        assert (REPO / "docs" / image).is_file(), (
+            f"{image}: make it with OPENBIS_HUB_SCREENSHOTS=1 pytest tests/test_demo.py"
+        )

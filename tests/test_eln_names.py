@@ -16,6 +16,7 @@ from urllib.parse import quote, urlsplit
 
 import httpx
 import pytest
+
 from eln_client import notebook, stored
 
 FORM = {"Content-Type": "application/x-www-form-urlencoded; charset=UTF-8"}
@@ -24,8 +25,10 @@ FORM = {"Content-Type": "application/x-www-form-urlencoded; charset=UTF-8"}
 def browser_query(token: str, folder: str, name: str, test: bool) -> str:
     """JupyterUtil.js's concatenation, then Chromium's query encoding and its cut at '#'."""
     raw = f"?token={token}&folder={folder}&filename={name}.ipynb&test={test}".split("#", 1)[0]
-    return "".join("".join(f"%{b:02X}" for b in ch.encode()) if ch == " " or ch in "\"<>'" or not 0x20 < ord(ch) < 0x7F
-                   else ch for ch in raw)
+    return "".join(
+        "".join(f"%{b:02X}" for b in ch.encode()) if ch == " " or ch in "\"<>'" or not 0x20 < ord(ch) < 0x7F else ch
+        for ch in raw
+    )
 
 
 def encode_uri_component(text: str) -> str:
@@ -50,10 +53,19 @@ async def eln_click(hub, token, folder, name, source):
     if status != 200:
         return status, dry, None
     nb = notebook(source)
-    nb["cells"].insert(0, {"cell_type": "code", "execution_count": None, "metadata": {"code_cell_id": "fileName"},
-                           "outputs": [], "source": [f"fileName='{dry['fileName']}'"]})
-    status, write = await asyncio.to_thread(post_raw, hub, "/services/openbis/" + browser_query(
-        token, folder, name, False), json.dumps(nb).encode())
+    nb["cells"].insert(
+        0,
+        {
+            "cell_type": "code",
+            "execution_count": None,
+            "metadata": {"code_cell_id": "fileName"},
+            "outputs": [],
+            "source": [f"fileName='{dry['fileName']}'"],
+        },
+    )
+    status, write = await asyncio.to_thread(
+        post_raw, hub, "/services/openbis/" + browser_query(token, folder, name, False), json.dumps(nb).encode()
+    )
     return status, dry, write
 
 
@@ -103,8 +115,12 @@ async def test_foreign_origin_starts_nothing(hub, token_for, openbis_standin):
     user = "stranger" + secrets.token_hex(3)
     openbis_standin.add_user(user, "pw")
     token = openbis_standin.rpc("login", user, "pw")["result"]
-    r = httpx.post(f"{hub.url}/services/openbis/{browser_query(token, 'f', 'n', True)}", content=b"TEST",
-                   headers={**FORM, "Origin": "https://evil.example"}, timeout=30)
+    r = httpx.post(
+        f"{hub.url}/services/openbis/{browser_query(token, 'f', 'n', True)}",
+        content=b"TEST",
+        headers={**FORM, "Origin": "https://evil.example"},
+        timeout=30,
+    )
     assert r.status_code == 403 and r.headers["Content-Type"].startswith("application/json")
     with hub.api() as api:
         assert api.get(f"/users/{user}").status_code == 404
@@ -116,16 +132,21 @@ async def test_run_all_runs_through_the_elns_notebook(hub, token_for):
     from kernel import run_cells
 
     token = token_for("alice")
-    created = httpx.post(f"{hub.url}/services/openbis/api/notebooks", timeout=120,
-                         headers={"Authorization": f"Bearer {token}"},
-                         json={"datasets": [DATASET], "owner": {"object": "/DEMO/STEP1"}, "folder": "runall",
-                               "name": "all"})
+    created = httpx.post(
+        f"{hub.url}/services/openbis/api/notebooks",
+        timeout=120,
+        headers={"Authorization": f"Bearer {token}"},
+        json={"datasets": [DATASET], "owner": {"object": "/DEMO/STEP1"}, "folder": "runall", "name": "all"},
+    )
     assert created.status_code == 201, created.text
     path = created.json()["path"]
     nb = stored(hub, "alice", path)["content"]
     assert nb["metadata"]["openbis_hub"]["rewritten_cells"], "the rewrite is recorded"
-    codes = ["".join(c["source"]) if isinstance(c["source"], list) else c["source"]
-             for c in nb["cells"] if c["cell_type"] == "code"]
+    codes = [
+        "".join(c["source"]) if isinstance(c["source"], list) else c["source"]
+        for c in nb["cells"]
+        if c["cell_type"] == "code"
+    ]
     results = await run_cells(hub.url, hub.admin_token, "alice", codes, path=path, timeout=180)
     errors = [r["error"] for r in results if r["error"]]
     assert not errors, errors

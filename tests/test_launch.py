@@ -7,9 +7,9 @@ from urllib.parse import quote
 
 import httpx
 import pytest
-from kernel import run_code
 
 from eln_client import DATASET, FORM, eln_create, eln_url, notebook, stop_server, stored  # noqa: F401
+from kernel import run_code
 
 
 async def test_eln_flow_opens_notebook_and_pybis_works(hub, token_for, openbis_standin):
@@ -34,8 +34,12 @@ async def test_eln_flow_opens_notebook_and_pybis_works(hub, token_for, openbis_s
     assert page.url.path == next_path
     assert answer["link"].endswith(quote(next_path))
 
-    result = await run_code(hub.url, hub.admin_token, "alice",
-                            f"from pybis import Openbis\no = Openbis()\nprint(o.get_dataset('{DATASET}').permId)")
+    result = await run_code(
+        hub.url,
+        hub.admin_token,
+        "alice",
+        f"from pybis import Openbis\no = Openbis()\nprint(o.get_dataset('{DATASET}').permId)",
+    )
     assert result["error"] is None, result
     assert DATASET in result["stdout"]
 
@@ -43,13 +47,19 @@ async def test_eln_flow_opens_notebook_and_pybis_works(hub, token_for, openbis_s
 async def test_fresh_token_reaches_running_server(hub, token_for, openbis_standin):
     await eln_create(hub, token_for("alice"), "fresh", "a.ipynb")
     openbis_standin.expire("alice")  # the old openBIS session is gone
-    stale = await run_code(hub.url, hub.admin_token, "alice", "from pybis import Openbis\no = Openbis()\nprint(o.token)")
+    stale = await run_code(
+        hub.url, hub.admin_token, "alice", "from pybis import Openbis\no = Openbis()\nprint(o.token)"
+    )
     assert stale["stdout"].strip() == "None"  # pybis drops the dead token
 
     new_token = token_for("alice")  # the user logs in to openBIS again and clicks
     await eln_create(hub, new_token, "fresh", "b.ipynb")
-    result = await run_code(hub.url, hub.admin_token, "alice",
-                            f"from pybis import Openbis\no = Openbis()\nprint(o.get_dataset('{DATASET}').permId)")
+    result = await run_code(
+        hub.url,
+        hub.admin_token,
+        "alice",
+        f"from pybis import Openbis\no = Openbis()\nprint(o.get_dataset('{DATASET}').permId)",
+    )
     assert result["error"] is None, result
     assert DATASET in result["stdout"]
 
@@ -105,8 +115,12 @@ async def test_workspace_link_without_next_lands_in_own_server(hub, token_for):
     "query, body, status, words",
     [
         ("token=&folder=f&filename=n.ipynb&test=False", b"{}", 401, "token"),
-        ("token=alice-261123000000000x00000000000000000000000000000000&folder=f&filename=n.ipynb&test=True",
-         b"TEST", 401, "not valid"),
+        (
+            "token=alice-261123000000000x00000000000000000000000000000000&folder=f&filename=n.ipynb&test=True",
+            b"TEST",
+            401,
+            "not valid",
+        ),
         ("token={t}&folder=f&test=True", b"TEST", 400, "filename"),
         ("token={t}&folder=f&filename=n.ipynb&test=maybe", b"TEST", 400, "test"),
         ("token={t}&folder=../etc&filename=n.ipynb&test=True", b"TEST", 400, ".."),
@@ -122,8 +136,9 @@ async def test_workspace_link_without_next_lands_in_own_server(hub, token_for):
 async def test_bad_requests_get_clear_json_errors(hub, token_for, query, body, status, words):
     token = token_for("alice")
     async with httpx.AsyncClient(timeout=60) as client:
-        response = await client.post(f"{hub.url}/services/openbis/?" + query.format(t=token), content=body,
-                                     headers=FORM)
+        response = await client.post(
+            f"{hub.url}/services/openbis/?" + query.format(t=token), content=body, headers=FORM
+        )
     assert response.status_code == status, response.text
     assert words.lower() in response.json()["message"].lower()
     assert token not in response.text
@@ -132,8 +147,9 @@ async def test_bad_requests_get_clear_json_errors(hub, token_for, query, body, s
 async def test_oversized_body_is_413(hub, token_for):
     big = b'{"cells": [], "x": "' + b"a" * (17 * 1024 * 1024) + b'"}'
     async with httpx.AsyncClient(timeout=60) as client:
-        response = await client.post(eln_url(hub, token_for("alice"), "f", "big.ipynb", False), content=big,
-                                     headers=FORM)
+        response = await client.post(
+            eln_url(hub, token_for("alice"), "f", "big.ipynb", False), content=big, headers=FORM
+        )
     assert response.status_code == 413
     assert "MiB" in response.json()["message"]
 
@@ -141,12 +157,14 @@ async def test_oversized_body_is_413(hub, token_for):
 async def test_get_and_preflight(hub, openbis_standin):
     async with httpx.AsyncClient(timeout=30) as client:
         get = await client.get(f"{hub.url}/services/openbis/anything")
-        preflight = await client.options(f"{hub.url}/services/openbis/",
-                                         headers={"Origin": openbis_standin.url,
-                                                  "Access-Control-Request-Method": "POST"})
-        foreign = await client.options(f"{hub.url}/services/openbis/",
-                                       headers={"Origin": "https://evil.example",
-                                                "Access-Control-Request-Method": "POST"})
+        preflight = await client.options(
+            f"{hub.url}/services/openbis/",
+            headers={"Origin": openbis_standin.url, "Access-Control-Request-Method": "POST"},
+        )
+        foreign = await client.options(
+            f"{hub.url}/services/openbis/",
+            headers={"Origin": "https://evil.example", "Access-Control-Request-Method": "POST"},
+        )
     assert get.status_code == 405 and "POST" in get.json()["message"]
     assert preflight.status_code == 204
     assert preflight.headers["Access-Control-Allow-Origin"] == openbis_standin.url
@@ -155,20 +173,30 @@ async def test_get_and_preflight(hub, openbis_standin):
 
 async def test_integrators_api_builds_the_eln_template(hub, token_for):
     token = token_for("alice")
-    body = {"datasets": [DATASET], "owner": {"experiment": "/DEMO/ANALYSIS/MEASUREMENTS"},
-            "folder": "api", "name": "from app"}
+    body = {
+        "datasets": [DATASET],
+        "owner": {"experiment": "/DEMO/ANALYSIS/MEASUREMENTS"},
+        "folder": "api",
+        "name": "from app",
+    }
     async with httpx.AsyncClient(timeout=120) as client:
-        response = await client.post(f"{hub.url}/services/openbis/api/notebooks", json=body,
-                                     headers={"Authorization": f"Bearer {token}"})
+        response = await client.post(
+            f"{hub.url}/services/openbis/api/notebooks", json=body, headers={"Authorization": f"Bearer {token}"}
+        )
         unauthenticated = await client.post(f"{hub.url}/services/openbis/api/notebooks", json=body)
     assert response.status_code == 201, response.text
     assert response.json()["fileName"] == "from app.ipynb"
     content = stored(hub, "alice", "api/from app.ipynb")["content"]
     ids = [c["metadata"].get("code_cell_id") for c in content["cells"] if c["cell_type"] == "code"]
-    assert [i for i in ids if i] == ["fileName", "resultDatasetParents", "resultDatasetHistoryId",
-                                     "resultDatasetName", "resultDatasetNotes"]
+    assert [i for i in ids if i] == [
+        "fileName",
+        "resultDatasetParents",
+        "resultDatasetHistoryId",
+        "resultDatasetName",
+        "resultDatasetNotes",
+    ]
     sources = ["".join(c["source"]) for c in content["cells"]]
-    assert f"resultDatasetParents=[\"{DATASET}\"]" in sources
+    assert f'resultDatasetParents=["{DATASET}"]' in sources
     assert any("o.get_experiment('/DEMO/ANALYSIS/MEASUREMENTS')" in s and "new_dataset" in s for s in sources)
     assert unauthenticated.status_code == 401
     assert unauthenticated.json()["message"] == "No auth information found"

@@ -14,10 +14,12 @@ from urllib.parse import quote
 
 import httpx
 import pytest
+
 from conftest import ISSUED_TOKENS
-from kernel import run_code
 from eln_client import eln_create, notebook, stop_server, wait_until_ready
+from kernel import run_code
 from spy import install_spy_code, parse_spy_record, refused, try_everything_on
+
 
 @pytest.fixture
 def spy_user(openbis_standin):
@@ -39,7 +41,9 @@ async def test_credentials_a_user_captures_in_their_server_open_nothing_of_other
     token = login(spy_user, spy_user + "-pw")
     await eln_create(hub, token, "", "first.ipynb")
     wait_until_ready(hub, spy_user)
-    result = await run_code(hub.url, hub.admin_token, spy_user, install_spy_code('~/.jupyter/jupyter_server_config.py', '~/spy.jsonl'))
+    result = await run_code(
+        hub.url, hub.admin_token, spy_user, install_spy_code("~/.jupyter/jupyter_server_config.py", "~/spy.jsonl")
+    )
     assert result["error"] is None, result
     stop_server(hub, spy_user)
 
@@ -57,14 +61,16 @@ async def test_credentials_a_user_captures_in_their_server_open_nothing_of_other
         path = created.json()["path"]
         opened = await client.get(f"{api}/notebooks/{quote(path)}")
         assert opened.status_code == 200, opened.text
-        saved = await client.put(f"{api}/notebooks/{quote(path)}",
-                                 json={"content": opened.json()["data"]["content"], "export": True})
+        saved = await client.put(
+            f"{api}/notebooks/{quote(path)}", json={"content": opened.json()["data"]["content"], "export": True}
+        )
         assert saved.status_code == 200, saved.text
         assert (await client.get(f"{api}/sessions")).status_code == 200
     # ... and the browser, following the ELN's link into the notebook
     async with httpx.AsyncClient(follow_redirects=True, timeout=60) as browser:
-        page = await browser.get(f"{hub.url}/hub/login",
-                                 params={"token": fresh, "next": f"/user/{spy_user}/notebooks/work/cold.ipynb"})
+        page = await browser.get(
+            f"{hub.url}/hub/login", params={"token": fresh, "next": f"/user/{spy_user}/notebooks/work/cold.ipynb"}
+        )
         assert page.status_code == 200
 
     home = Path(hub.workdir) / "state" / "users" / spy_user
@@ -93,8 +99,9 @@ async def test_a_user_name_openbis_should_not_report_gives_502_and_no_hub_user(h
     for reported in ["../evil", "a/b", "bad\nname", ""]:
         openbis_standin.report_user_name(name, reported)
         async with httpx.AsyncClient(timeout=60) as client:
-            r = await client.post(f"{hub.url}/services/openbis/?token={token}&folder=&filename=n.ipynb&test=True",
-                                  content=b"TEST")
+            r = await client.post(
+                f"{hub.url}/services/openbis/?token={token}&folder=&filename=n.ipynb&test=True", content=b"TEST"
+            )
         assert r.status_code == 502, (reported, r.status_code, r.text)
         assert "user name" in r.json()["message"]
     with hub.api() as api:

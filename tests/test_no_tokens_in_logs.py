@@ -15,6 +15,7 @@ import time
 
 import httpx
 import psutil
+
 from eln_client import eln_create, eln_url
 from logscan import leaks, logs_under
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import httpx
 import pytest
-from eln_client import eln_create, notebook
 
 from openbis_hub.service.app import OpenBISService
+
+from eln_client import eln_create, notebook
 
 
 def api(hub, token: str | None = None) -> httpx.Client:
@@ -17,8 +18,10 @@ def api(hub, token: str | None = None) -> httpx.Client:
 def test_read_save_export_and_sessions(hub, token_for):
     token = token_for("alice")
     with api(hub, token) as client:
-        saved = client.put("/notebooks/shared/analysis.ipynb",
-                           json={"content": notebook("y = 2"), "format": "json", "type": "notebook", "export": True})
+        saved = client.put(
+            "/notebooks/shared/analysis.ipynb",
+            json={"content": notebook("y = 2"), "format": "json", "type": "notebook", "export": True},
+        )
         assert saved.status_code == 200, saved.text
         assert saved.json()["path"] == "shared/analysis.ipynb" and "content" not in saved.json()
 
@@ -30,14 +33,16 @@ def test_read_save_export_and_sessions(hub, token_for):
         assert body["session"]["kernel"]["name"] == "python3"
 
         sessions = client.get("/sessions").json()["data"]
-        assert any(s["id"] == body["session"]["id"] and s["notebook"]["path"] == "shared/analysis.ipynb"
-                   for s in sessions)
+        assert any(
+            s["id"] == body["session"]["id"] and s["notebook"]["path"] == "shared/analysis.ipynb" for s in sessions
+        )
         assert {"id", "path", "name", "type", "kernel"} <= set(sessions[0])
         assert {"id", "name", "last_activity", "execution_state", "connections"} <= set(sessions[0]["kernel"])
 
     with hub.api() as admin:
-        script = httpx.get(f"{hub.url}/user/alice/api/contents/shared/analysis.py", headers=admin.headers,
-                           timeout=30).json()
+        script = httpx.get(
+            f"{hub.url}/user/alice/api/contents/shared/analysis.py", headers=admin.headers, timeout=30
+        ).json()
     assert "y = 2" in script["content"]
 
 
@@ -95,8 +100,12 @@ def test_openapi_document_covers_every_route(hub):
 
 
 def _create(hub, token):
-    return httpx.post(f"{hub.url}/services/openbis/api/notebooks", headers={"Authorization": f"Bearer {token}"},
-                      json={"owner": {"object": "/DEMO/STEP1"}}, timeout=120)
+    return httpx.post(
+        f"{hub.url}/services/openbis/api/notebooks",
+        headers={"Authorization": f"Bearer {token}"},
+        json={"owner": {"object": "/DEMO/STEP1"}},
+        timeout=120,
+    )
 
 
 def test_spawn_failure_is_502_with_reason(slow_hub, token_for):
@@ -115,8 +124,11 @@ def test_spawn_that_never_answers_is_504(slow_hub, token_for):
 def test_the_elns_click_answers_at_once_and_the_failure_shows_on_the_spawn_page(slow_hub, token_for):
     """The ELN's click never waits for a spawn (the popup window would close): the page says what failed."""
     token = token_for("bob")
-    answer = httpx.post(f"{slow_hub.url}/services/openbis/?token={token}&folder=f&filename=n.ipynb&test=True",
-                        content=b"TEST", timeout=120)
+    answer = httpx.post(
+        f"{slow_hub.url}/services/openbis/?token={token}&folder=f&filename=n.ipynb&test=True",
+        content=b"TEST",
+        timeout=120,
+    )
     assert answer.status_code == 200, answer.text
     with httpx.Client(base_url=slow_hub.url, follow_redirects=True, timeout=60) as browser:
         page = browser.get("/hub/login", params={"token": token, "next": "/user/bob/notebooks/f/n.ipynb"})
@@ -130,8 +142,11 @@ def test_slow_openbis_is_502_not_a_hang(slow_hub, openbis_standin, token_for, de
     token = token_for("alice")
     openbis_standin.set_delay(delay)
     try:
-        answer = httpx.post(f"{slow_hub.url}/services/openbis/?token={token}&folder=f&filename=n.ipynb&test=True",
-                            content=b"TEST", timeout=30)
+        answer = httpx.post(
+            f"{slow_hub.url}/services/openbis/?token={token}&folder=f&filename=n.ipynb&test=True",
+            content=b"TEST",
+            timeout=30,
+        )
     finally:
         openbis_standin.set_delay(0)
     assert answer.status_code == 502

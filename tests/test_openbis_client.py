@@ -6,7 +6,6 @@ import asyncio
 import time
 
 import pytest
-from hub import free_port
 
 from openbis_hub.errors import (
     InvalidToken,
@@ -17,11 +16,12 @@ from openbis_hub.errors import (
 )
 from openbis_hub.openbis import OpenBISClient
 
+from hub import free_port
+
 
 @pytest.fixture
 async def client(openbis_standin):
-    async with OpenBISClient(openbis_standin.url, ca_bundle=openbis_standin.ca_file, timeout=2,
-                             failure_ttl=0.5) as c:
+    async with OpenBISClient(openbis_standin.url, ca_bundle=openbis_standin.ca_file, timeout=2, failure_ttl=0.5) as c:
         yield c
 
 

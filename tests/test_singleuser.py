@@ -27,10 +27,10 @@ import httpx
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
+from openbis_hub.singleuser.template import defaults_from_notebook  # noqa: E402
+
 from hub import free_port  # noqa: E402
 from standin import start_standin  # noqa: E402
-
-from openbis_hub.singleuser.template import defaults_from_notebook  # noqa: E402
 
 SERVER_TOKEN = "singleuser-test-" + uuid.uuid4().hex
 HUB_API_TOKEN = "hub-api-" + uuid.uuid4().hex
@@ -105,9 +105,7 @@ class NotebookServer:
         self.proc = proc
         self.log = log
         self.openbis_token = openbis_token
-        self.http = httpx.Client(
-            base_url=url, headers={"Authorization": f"token {SERVER_TOKEN}"}, timeout=120
-        )
+        self.http = httpx.Client(base_url=url, headers={"Authorization": f"token {SERVER_TOKEN}"}, timeout=120)
 
     def token_file(self, openbis_url: str) -> Path:
         return self.home / ".pybis" / f"{urlsplit(openbis_url).hostname}.token"

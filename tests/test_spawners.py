@@ -7,11 +7,11 @@ import re
 import sys
 from unittest import mock
 
-import docker
 import pytest
 import requests
 from traitlets.config import Config
 
+import docker
 from openbis_hub import spawners
 from openbis_hub.spawners import (
     CONTAINER_CA_PATH,
@@ -263,7 +263,7 @@ def test_swarm_ca_is_a_read_only_bind(env):
 
 
 def test_missing_image_message():
-    err = docker.errors.ImageNotFound("404 Client Error: Not Found (\"No such image: nb:1\")")
+    err = docker.errors.ImageNotFound('404 Client Error: Not Found ("No such image: nb:1")')
     msg = describe_docker_error(err, "nb:1")
     assert "'nb:1' is not present on the Docker engine" in msg
     assert "docker/build.sh" in msg
@@ -299,7 +299,9 @@ async def test_start_with_dead_daemon_raises_clear_spawn_error(env):
 
 
 def test_check_docker_dead_daemon():
-    with mock.patch("docker.from_env", side_effect=docker.errors.DockerException("Error while fetching server API version")):
+    with mock.patch(
+        "docker.from_env", side_effect=docker.errors.DockerException("Error while fetching server API version")
+    ):
         ok, line = spawners.check_docker("nb:1")
     assert not ok
     assert line.startswith("openbis-hub: the Docker engine does not answer")

@@ -75,8 +75,7 @@ def test_wrong_password_and_forged_token(openbis_standin, home):
     env = openbis_standin.rpc("getSessionInformation", forged)
     assert env["error"]["code"] == 0
     assert env["error"]["message"] == f"Session token '{forged}' is invalid: user is not logged in."
-    assert env["error"]["data"]["exceptionTypeName"] == \
-        "ch.systemsx.cisd.common.exceptions.InvalidSessionException"
+    assert env["error"]["data"]["exceptionTypeName"] == "ch.systemsx.cisd.common.exceptions.InvalidSessionException"
     assert openbis_standin.rpc("isSessionActive", forged)["result"] is False
     assert openbis_standin.rpc("login", "alice", "nope")["result"] is None
 
@@ -112,8 +111,7 @@ def test_get_dataset_and_download(openbis_standin, home):
     assert got.startswith(b"time_s,temperature_c,pressure_kpa\n") and got.count(b"\n") == 6
     ds2 = o.get_dataset(DS2)
     assert ds2.sample.identifier == OBJECT
-    ds2.download(destination=str(home / "dl2"), create_default_folders=False,
-                 wait_until_finished=True)
+    ds2.download(destination=str(home / "dl2"), create_default_folders=False, wait_until_finished=True)
     assert (home / "dl2" / "notes.txt").read_bytes().startswith(b"Experimental step 1")
 
 
@@ -125,10 +123,13 @@ def test_upload_analysis_notebook(openbis_standin, home, owner):
     csv = home / "result.csv"
     csv.write_text("a,b\n1,2\n")
     where = {"experiment": COLLECTION} if owner == "experiment" else {"sample": OBJECT}
-    new = o.new_dataset(type="ANALYSIS_NOTEBOOK", parents=[DS1, DS2],
-                        files=[str(nb), str(csv)],
-                        props={"$name": "My analysis", "notes": "line 1\nline 2",
-                               "$history_id": "hist-42"}, **where)
+    new = o.new_dataset(
+        type="ANALYSIS_NOTEBOOK",
+        parents=[DS1, DS2],
+        files=[str(nb), str(csv)],
+        props={"$name": "My analysis", "notes": "line 1\nline 2", "$history_id": "hist-42"},
+        **where,
+    )
     new.save()
     perm_id = new.permId
     assert re.fullmatch(r"\d{17}-\d+", perm_id)
@@ -141,8 +142,7 @@ def test_upload_analysis_notebook(openbis_standin, home, owner):
     assert ds.props["$name"] == "My analysis"
     assert ds.props["notes"] == "line 1\nline 2"
     assert ds.props["$history_id"] == "hist-42"
-    assert sorted(ds.file_list) == ["original/default/analysis.ipynb",
-                                    "original/default/result.csv"]
+    assert sorted(ds.file_list) == ["original/default/analysis.ipynb", "original/default/result.csv"]
     if owner == "experiment":
         assert ds.experiment.identifier == COLLECTION and ds.sample is None
     else:
@@ -178,15 +178,20 @@ def test_personal_access_tokens(openbis_standin, home):
 
     op = Openbis(openbis_standin.url, token=pat.permId, verify_certificates=openbis_standin.ca_file)
     info = op.get_session_info()
-    assert (info.userName, info.sessionToken, info.personalAccessTokenSession,
-            info.personalAccessTokenSessionName) == ("alice", None, True, "jhub")
+    assert (info.userName, info.sessionToken, info.personalAccessTokenSession, info.personalAccessTokenSessionName) == (
+        "alice",
+        None,
+        True,
+        "jhub",
+    )
     assert op.get_dataset(DS1).type.code == "RAW_DATA"
     # a PAT cannot create PATs
-    env = openbis_standin.rpc("createPersonalAccessTokens", pat.permId,
-                              {"@type": "as.dto.pat.create.PersonalAccessTokenCreation",
-                               "sessionName": "x"})
-    assert env["error"]["message"] == \
-        "Personal access tokens cannot be used to manage personal access tokens."
+    env = openbis_standin.rpc(
+        "createPersonalAccessTokens",
+        pat.permId,
+        {"@type": "as.dto.pat.create.PersonalAccessTokenCreation", "sessionName": "x"},
+    )
+    assert env["error"]["message"] == "Personal access tokens cannot be used to manage personal access tokens."
     # upload with the PAT
     f = home / "pat.txt"
     f.write_text("via pat")
@@ -195,8 +200,9 @@ def test_personal_access_tokens(openbis_standin, home):
     assert op.get_dataset(ds.permId).file_list == ["original/pat.txt"]
     # logout with a PAT is a no-op; other users don't see alice's PATs
     op.logout()
-    assert Openbis(openbis_standin.url, token=pat.permId,
-                   verify_certificates=openbis_standin.ca_file).is_session_active()
+    assert Openbis(
+        openbis_standin.url, token=pat.permId, verify_certificates=openbis_standin.ca_file
+    ).is_session_active()
     bob = login(openbis_standin, "bob", "bob-pw")
     assert pat.permId not in list(bob.get_personal_access_tokens().df.get("permId", []))
 
@@ -204,13 +210,24 @@ def test_personal_access_tokens(openbis_standin, home):
 def test_expired_pat(openbis_standin, home):
     tok = openbis_standin.rpc("login", "alice", "alice-pw")["result"]
     now = int(time.time() * 1000)
-    res = openbis_standin.rpc("createPersonalAccessTokens", tok, [{
-        "@type": "as.dto.pat.create.PersonalAccessTokenCreation", "sessionName": "old",
-        "validFromDate": now - 10_000, "validToDate": now - 5_000}])["result"]
+    res = openbis_standin.rpc(
+        "createPersonalAccessTokens",
+        tok,
+        [
+            {
+                "@type": "as.dto.pat.create.PersonalAccessTokenCreation",
+                "sessionName": "old",
+                "validFromDate": now - 10_000,
+                "validToDate": now - 5_000,
+            }
+        ],
+    )["result"]
     pat = res[0]["permId"]
     assert openbis_standin.rpc("isSessionActive", pat)["result"] is False
-    assert openbis_standin.rpc("getSessionInformation", pat)["error"]["message"] == \
-        "Personal access token is no longer valid."
+    assert (
+        openbis_standin.rpc("getSessionInformation", pat)["error"]["message"]
+        == "Personal access token is no longer valid."
+    )
 
 
 def test_logout_invalidates_token(openbis_standin, home):
@@ -223,8 +240,7 @@ def test_logout_invalidates_token(openbis_standin, home):
     assert openbis_standin.rpc("isSessionActive", token)["result"] is False
     o3 = Openbis(openbis_standin.url, verify_certificates=openbis_standin.ca_file)
     o3.__dict__["token"] = token
-    with pytest.raises(ValueError, match=re.escape(
-            f"Session token '{token}' is invalid: user is not logged in.")):
+    with pytest.raises(ValueError, match=re.escape(f"Session token '{token}' is invalid: user is not logged in.")):
         o3.get_dataset(DS1)
     assert openbis_standin.rpc("logout", token)["result"] is None  # silent
 

@@ -18,8 +18,8 @@ from traitlets import Bool, Float, Integer, List, Unicode, default
 from traitlets.config import Application
 
 from .. import redact
-from ..urls import origin_of
 from .._version import __version__
+from ..urls import origin_of
 from . import handlers
 from .hub import HubAPI
 from .launch import Launcher, RefusedTokens

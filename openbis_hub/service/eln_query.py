@@ -18,11 +18,13 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+
 from ..errors import BadRequest
 
 _ESCAPES = re.compile(r"(?:%[0-9A-Fa-f]{2})+")
-_ELN_SHAPE = re.compile(r"^token=(?P<token>.*?)&folder=(?P<folder>.*)&filename=(?P<filename>.*)&test=(?P<test>[^&]*)$",
-                        re.S)
+_ELN_SHAPE = re.compile(
+    r"^token=(?P<token>.*?)&folder=(?P<folder>.*)&filename=(?P<filename>.*)&test=(?P<test>[^&]*)$", re.S
+)
 
 HASH_MESSAGE = (
     "The folder or notebook name contains '#': the browser sends nothing after a '#',"
@@ -38,20 +40,27 @@ def decode_percent(text: str) -> str:
 
     def decode_run(match: re.Match) -> str:
         escapes = match.group(0)
-        data = bytes(int(escapes[i + 1:i + 3], 16) for i in range(0, len(escapes), 3))
+        data = bytes(int(escapes[i + 1 : i + 3], 16) for i in range(0, len(escapes), 3))
         out, i = [], 0
         while i < len(data):
             lead = data[i]
-            length = 1 if lead < 0x80 else 2 if 0xC2 <= lead < 0xE0 else 3 if 0xE0 <= lead < 0xF0 else (
-                4 if 0xF0 <= lead < 0xF5 else 0)
-            chunk = data[i:i + length] if length else b""
+            length = (
+                1
+                if lead < 0x80
+                else 2
+                if 0xC2 <= lead < 0xE0
+                else 3
+                if 0xE0 <= lead < 0xF0
+                else (4 if 0xF0 <= lead < 0xF5 else 0)
+            )
+            chunk = data[i : i + length] if length else b""
             try:
                 if len(chunk) != length or not length:
                     raise UnicodeDecodeError("utf-8", chunk, 0, 1, "incomplete")
                 out.append(chunk.decode("utf-8"))
                 i += length
             except UnicodeDecodeError:
-                out.append(escapes[3 * i:3 * i + 3])  # not UTF-8: the researcher typed it
+                out.append(escapes[3 * i : 3 * i + 3])  # not UTF-8: the researcher typed it
                 i += 1
         return "".join(out)
 

@@ -336,7 +336,7 @@ class CreateNotebookHandler(StreamedBodyHandler):
         body = await self.json_body()
         owner = body.get("owner")
         if not (isinstance(owner, dict) and len(owner) == 1 and set(owner) <= {"experiment", "object"}):
-            raise BadRequest("'owner' must be {\"experiment\": <id>} or {\"object\": <id>}.")
+            raise BadRequest('\'owner\' must be {"experiment": <id>} or {"object": <id>}.')
         if not isinstance(next(iter(owner.values())), str):
             raise BadRequest("The owner's id must be a string.")
         datasets = body.get("datasets") or []

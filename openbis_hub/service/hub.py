@@ -275,8 +275,10 @@ class HubAPI:
                 response = await self._bounded(self._servers.build_request(method, url, headers=headers, **kwargs))
             except httpx.HTTPError as e:
                 raise HubAPIError(f"The server of {name} is unreachable ({type(e).__name__}).", status=502) from None
-            if response.status_code in (401, 403) and attempt == 1 and "json" in response.headers.get(
-                "content-type", ""
+            if (
+                response.status_code in (401, 403)
+                and attempt == 1
+                and "json" in response.headers.get("content-type", "")
             ):
                 self.forget_user_token(name)
                 continue

@@ -62,9 +62,7 @@ class RefusedTokens:
         if self._tokens.get(token_key(token), 0) > now:
             raise Unauthorized("openBIS did not accept this token (unknown, expired or logged out).")
         if refusals and len(refusals) >= self.limit:
-            error = TooManyRefusals(
-                f"Too many refused tokens from this address; try again in {self.ttl:g} seconds."
-            )
+            error = TooManyRefusals(f"Too many refused tokens from this address; try again in {self.ttl:g} seconds.")
             error.headers = {"Retry-After": str(int(self.ttl))}
             raise error
 

@@ -22,11 +22,21 @@ def _errors(*codes: int) -> dict:
 
 
 def openapi_document(prefix: str = "/services/openbis/") -> dict:
-    token_query = {"name": "token", "in": "query", "required": True, "schema": {"type": "string"},
-                   "description": "openBIS session token or personal access token"}
+    token_query = {
+        "name": "token",
+        "in": "query",
+        "required": True,
+        "schema": {"type": "string"},
+        "description": "openBIS session token or personal access token",
+    }
     created = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/Created"}}}}
-    notebook_path = {"name": "path", "in": "path", "required": True, "schema": {"type": "string"},
-                     "description": "Path of the notebook in the user's notebook directory, ending in .ipynb"}
+    notebook_path = {
+        "name": "path",
+        "in": "path",
+        "required": True,
+        "schema": {"type": "string"},
+        "description": "Path of the notebook in the user's notebook directory, ending in .ipynb",
+    }
     return {
         "openapi": "3.1.0",
         "info": {
@@ -36,18 +46,42 @@ def openapi_document(prefix: str = "/services/openbis/") -> dict:
         },
         "servers": [{"url": prefix}],
         "components": {
-            "securitySchemes": {"openBIS": {"type": "http", "scheme": "bearer",
-                                            "description": "openBIS session token or personal access token"}},
+            "securitySchemes": {
+                "openBIS": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "openBIS session token or personal access token",
+                }
+            },
             "schemas": {
-                "Error": {"type": "object", "required": ["message"],
-                          "properties": {"status": {"type": "integer"}, "message": {"type": "string"},
-                                         "error": {"type": "string"}}},
-                "Created": {"type": "object", "required": ["fileName", "path", "link"],
-                            "properties": {"fileName": {"type": "string"}, "path": {"type": "string"},
-                                           "link": {"type": "string", "format": "uri"}}},
-                "Owner": {"oneOf": [
-                    {"type": "object", "required": ["experiment"], "properties": {"experiment": {"type": "string"}}},
-                    {"type": "object", "required": ["object"], "properties": {"object": {"type": "string"}}}]},
+                "Error": {
+                    "type": "object",
+                    "required": ["message"],
+                    "properties": {
+                        "status": {"type": "integer"},
+                        "message": {"type": "string"},
+                        "error": {"type": "string"},
+                    },
+                },
+                "Created": {
+                    "type": "object",
+                    "required": ["fileName", "path", "link"],
+                    "properties": {
+                        "fileName": {"type": "string"},
+                        "path": {"type": "string"},
+                        "link": {"type": "string", "format": "uri"},
+                    },
+                },
+                "Owner": {
+                    "oneOf": [
+                        {
+                            "type": "object",
+                            "required": ["experiment"],
+                            "properties": {"experiment": {"type": "string"}},
+                        },
+                        {"type": "object", "required": ["object"], "properties": {"object": {"type": "string"}}},
+                    ]
+                },
             },
         },
         "paths": {
@@ -58,13 +92,24 @@ def openapi_document(prefix: str = "/services/openbis/") -> dict:
                         token_query,
                         {"name": "folder", "in": "query", "schema": {"type": "string"}},
                         {"name": "filename", "in": "query", "required": True, "schema": {"type": "string"}},
-                        {"name": "test", "in": "query", "schema": {"type": "string", "enum": ["True", "False"]},
-                         "description": "True: dry run, answers the file name that the write will use"},
+                        {
+                            "name": "test",
+                            "in": "query",
+                            "schema": {"type": "string", "enum": ["True", "False"]},
+                            "description": "True: dry run, answers the file name that the write will use",
+                        },
                     ],
-                    "requestBody": {"content": {"application/x-www-form-urlencoded": {
-                        "schema": {"type": "string", "description": "TEST (dry run) or the notebook JSON"}}}},
-                    "responses": {"200": {"description": "Written (or would be)", **created},
-                                  **_errors(400, 401, 403, 413, 502, 504)},
+                    "requestBody": {
+                        "content": {
+                            "application/x-www-form-urlencoded": {
+                                "schema": {"type": "string", "description": "TEST (dry run) or the notebook JSON"}
+                            }
+                        }
+                    },
+                    "responses": {
+                        "200": {"description": "Written (or would be)", **created},
+                        **_errors(400, 401, 403, 413, 502, 504),
+                    },
                 },
                 "get": {"summary": "Explains how to use the endpoint", "responses": _errors(405)},
             },
@@ -72,13 +117,27 @@ def openapi_document(prefix: str = "/services/openbis/") -> dict:
                 "post": {
                     "summary": "Create a notebook from the ELN's template and open the user's server",
                     "security": [{"openBIS": []}],
-                    "requestBody": {"required": True, "content": {"application/json": {"schema": {
-                        "type": "object", "required": ["owner"],
-                        "properties": {"datasets": {"type": "array", "items": {"type": "string"}},
-                                       "owner": {"$ref": "#/components/schemas/Owner"},
-                                       "folder": {"type": "string"}, "name": {"type": "string"}}}}}},
-                    "responses": {"201": {"description": "Created", **created},
-                                  **_errors(400, 401, 403, 413, 502, 504)},
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            "application/json": {
+                                "schema": {
+                                    "type": "object",
+                                    "required": ["owner"],
+                                    "properties": {
+                                        "datasets": {"type": "array", "items": {"type": "string"}},
+                                        "owner": {"$ref": "#/components/schemas/Owner"},
+                                        "folder": {"type": "string"},
+                                        "name": {"type": "string"},
+                                    },
+                                }
+                            }
+                        },
+                    },
+                    "responses": {
+                        "201": {"description": "Created", **created},
+                        **_errors(400, 401, 403, 413, 502, 504),
+                    },
                 },
             },
             "/api/notebooks/{path}": {
@@ -86,36 +145,76 @@ def openapi_document(prefix: str = "/services/openbis/") -> dict:
                     "summary": "Read a notebook and open a kernel session for it",
                     "security": [{"openBIS": []}],
                     "parameters": [notebook_path],
-                    "responses": {"200": {"description": "Contents model and session", "content": {
-                        "application/json": {"schema": {"type": "object", "required": ["data", "session"],
-                                                        "properties": {"data": {"type": "object"},
-                                                                       "session": {"type": "object"}}}}}},
-                                  **_errors(400, 401, 404, 502, 504)},
+                    "responses": {
+                        "200": {
+                            "description": "Contents model and session",
+                            "content": {
+                                "application/json": {
+                                    "schema": {
+                                        "type": "object",
+                                        "required": ["data", "session"],
+                                        "properties": {"data": {"type": "object"}, "session": {"type": "object"}},
+                                    }
+                                }
+                            },
+                        },
+                        **_errors(400, 401, 404, 502, 504),
+                    },
                 },
                 "put": {
                     "summary": "Save a notebook (and its .py export)",
                     "security": [{"openBIS": []}],
                     "parameters": [notebook_path],
-                    "requestBody": {"required": True, "content": {"application/json": {"schema": {
-                        "type": "object", "required": ["content"],
-                        "properties": {"content": {"type": "object"}, "format": {"const": "json"},
-                                       "type": {"type": "string"}, "export": {"type": "boolean"}}}}}},
-                    "responses": {"200": {"description": "Contents model without content", "content": {
-                        "application/json": {"schema": {"type": "object"}}}},
-                                  **_errors(400, 401, 413, 502, 504)},
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            "application/json": {
+                                "schema": {
+                                    "type": "object",
+                                    "required": ["content"],
+                                    "properties": {
+                                        "content": {"type": "object"},
+                                        "format": {"const": "json"},
+                                        "type": {"type": "string"},
+                                        "export": {"type": "boolean"},
+                                    },
+                                }
+                            }
+                        },
+                    },
+                    "responses": {
+                        "200": {
+                            "description": "Contents model without content",
+                            "content": {"application/json": {"schema": {"type": "object"}}},
+                        },
+                        **_errors(400, 401, 413, 502, 504),
+                    },
                 },
             },
             "/api/sessions": {
                 "get": {
                     "summary": "The user's kernel sessions",
                     "security": [{"openBIS": []}],
-                    "responses": {"200": {"description": "Sessions", "content": {"application/json": {"schema": {
-                        "type": "object", "required": ["data"],
-                        "properties": {"data": {"type": "array", "items": {"type": "object"}}}}}}},
-                                  **_errors(401, 502, 504)},
+                    "responses": {
+                        "200": {
+                            "description": "Sessions",
+                            "content": {
+                                "application/json": {
+                                    "schema": {
+                                        "type": "object",
+                                        "required": ["data"],
+                                        "properties": {"data": {"type": "array", "items": {"type": "object"}}},
+                                    }
+                                }
+                            },
+                        },
+                        **_errors(401, 502, 504),
+                    },
                 },
             },
-            "/api/openapi.json": {"get": {"summary": "This document", "responses": {"200": {"description": "OpenAPI"}}}},
+            "/api/openapi.json": {
+                "get": {"summary": "This document", "responses": {"200": {"description": "OpenAPI"}}}
+            },
             "/api/health": {"get": {"summary": "Liveness", "responses": {"200": {"description": "ok"}}}},
         },
     }

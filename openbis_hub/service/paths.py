@@ -56,8 +56,7 @@ def _check_part(part: str, what: str, limit: int = MAX_NAME_BYTES) -> None:
     if size > limit:
         subject = f"The {what} is" if what != "folder" else "A name in the folder is"
         raise UnsafePath(
-            f"{subject} too long: {size} bytes, at most {limit} are allowed ({_BYTES_NOTE})."
-            " Choose a shorter name."
+            f"{subject} too long: {size} bytes, at most {limit} are allowed ({_BYTES_NOTE}). Choose a shorter name."
         )
 
 

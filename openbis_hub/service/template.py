@@ -312,10 +312,12 @@ def make_run_all_safe(notebook: dict) -> list[int]:
                 new_lines.append(line)
         cell["source"] = new_lines if isinstance(source, list) else "".join(new_lines)
         record = notebook.setdefault("metadata", {}).setdefault("openbis_hub", {}).setdefault("rewritten_cells", [])
-        record.append({
-            "index": index,
-            "reason": "Run All: the optional session refresh runs only once a token is put in",
-            "original_source": lines,
-        })
+        record.append(
+            {
+                "index": index,
+                "reason": "Run All: the optional session refresh runs only once a token is put in",
+                "original_source": lines,
+            }
+        )
         rewritten.append(index)
     return rewritten

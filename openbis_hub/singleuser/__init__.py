@@ -26,9 +26,8 @@ def _jupyter_labextension_paths():
 
 
 def _load_jupyter_server_extension(serverapp):
-    from . import handlers
-
     from .. import redact
+    from . import handlers
 
     redact.install(serverapp.log)  # no token in this server's log, whoever logs it
     ext = OpenBISHub(parent=serverapp, log=serverapp.log)

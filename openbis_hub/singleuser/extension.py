@@ -17,8 +17,7 @@ from ..urls import origin_of
 from . import placement, tokens
 
 DEFAULT_LINK_TEMPLATE = (
-    "{openbis_url}/openbis/webapp/eln-lims/?menuUniqueId=null"
-    "&viewName=showViewDataSetPageFromPermId&viewData={permId}"
+    "{openbis_url}/openbis/webapp/eln-lims/?menuUniqueId=null&viewName=showViewDataSetPageFromPermId&viewData={permId}"
 )
 
 

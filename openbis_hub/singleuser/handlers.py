@@ -138,7 +138,9 @@ class SaveHandler(BaseHandler):
             )
             answer.update(info)
         except SaveError as e:
-            answer.update({"properties": None, "property_codes": None, "error": {"status": e.status, "message": e.message}})
+            answer.update(
+                {"properties": None, "property_codes": None, "error": {"status": e.status, "message": e.message}}
+            )
         self.finish(answer)
 
     @web.authenticated
@@ -165,7 +167,9 @@ class SaveHandler(BaseHandler):
         if "owner" in request and request["owner"] is not None:
             owner = normalize_owner(request["owner"])
             if owner is None:
-                raise SaveError(status=400, message='owner must be {"experiment": "<identifier or permId>"} or {"object": "<...>"}.')
+                raise SaveError(
+                    status=400, message='owner must be {"experiment": "<identifier or permId>"} or {"object": "<...>"}.'
+                )
             defaults["owner"] = owner
         if "parents" in request and request["parents"] is not None:
             parents = request["parents"]
@@ -194,7 +198,9 @@ class SaveHandler(BaseHandler):
         model = await read_saved(self.contents_manager, path)
         settings = self.defaults(path, model["nb"], body)
         if not settings["owner"]:
-            raise SaveError(status=400, message="No owner for the dataset: choose an experiment/collection or an object "
+            raise SaveError(
+                status=400,
+                message="No owner for the dataset: choose an experiment/collection or an object "
                 '(owner {"experiment": id} or {"object": id}).',
             )
         token = self.ext.current_token()

@@ -95,8 +95,8 @@ class RedirectedNotebook(Matcher):
         path = url_unescape(request.path, plus=False)
         for route in self.ROUTES:
             prefix = self.base_url + route
-            if path.startswith(prefix) and path[len(prefix):] in self.redirects:
-                return {"path_args": [route, path[len(prefix):]], "path_kwargs": {}}
+            if path.startswith(prefix) and path[len(prefix) :] in self.redirects:
+                return {"path_args": [route, path[len(prefix) :]], "path_kwargs": {}}
         return None
 
 

@@ -105,7 +105,9 @@ def classify(exc: Exception, token: str | None = None) -> SaveError:
 
 
 def expired_token_error() -> SaveError:
-    return SaveError(status=401, message="Your openBIS session has expired or is no longer valid. "
+    return SaveError(
+        status=401,
+        message="Your openBIS session has expired or is no longer valid. "
         "Reopen this notebook from the openBIS ELN (or log in to the hub again) to get a fresh session, "
         "then save again.",
     )
@@ -223,7 +225,9 @@ def register_dataset(
         raise SaveError(status=400, message=f"Dataset type {type_code} has no properties {', '.join(sorted(unknown))}.")
     missing = missing_mandatory(assignments, props)
     if missing:
-        raise SaveError(status=400, message=f"Mandatory properties of {type_code} are missing: {', '.join(missing)}.",
+        raise SaveError(
+            status=400,
+            message=f"Mandatory properties of {type_code} are missing: {', '.join(missing)}.",
             missing=missing,
         )
     kwargs = {}

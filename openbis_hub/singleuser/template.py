@@ -90,7 +90,9 @@ def _from_new_dataset_cell(source: str) -> dict:
     except SyntaxError:
         return found
     for node in ast.walk(tree):
-        if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "new_dataset"):
+        if not (
+            isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "new_dataset"
+        ):
             continue
         for keyword in node.keywords:
             if keyword.arg in OWNER_KEYWORDS and "owner" not in found:

@@ -69,8 +69,13 @@ def _compare(kind, wanted, actual, case_insensitive=False) -> bool:
 
 def _kind_of(obj) -> str:
     return {
-        Space: "Space", Project: "Project", Experiment: "Experiment", Sample: "Sample",
-        DataSet: "DataSet", EntityType: "EntityType", PersonalAccessToken: "PersonalAccessToken",
+        Space: "Space",
+        Project: "Project",
+        Experiment: "Experiment",
+        Sample: "Sample",
+        DataSet: "DataSet",
+        EntityType: "EntityType",
+        PersonalAccessToken: "PersonalAccessToken",
         PropertyType: "PropertyType",
     }.get(type(obj), "")
 
@@ -122,7 +127,7 @@ def _related(obj, rel: str):
 
 def matches(obj, crit: dict) -> bool:
     t = (crit.get("@type") or "").rsplit(".", 1)[-1]
-    name = t[:-len("SearchCriteria")] if t.endswith("SearchCriteria") else t
+    name = t[: -len("SearchCriteria")] if t.endswith("SearchCriteria") else t
     # ---- leaves
     if name in ("Code", "Codes"):
         kind, value = _leaf_value(crit)
@@ -160,9 +165,9 @@ def matches(obj, crit: dict) -> bool:
         props = getattr(obj, "properties", None) or {}
         kind, value = _leaf_value(crit)
         return any(_compare(kind, value, v, True) for v in props.values()) or (
-            name == "AnyField" and any(
-                _compare(kind, value, getattr(obj, a, None), True)
-                for a in ("code", "perm_id", "identifier")))
+            name == "AnyField"
+            and any(_compare(kind, value, getattr(obj, a, None), True) for a in ("code", "perm_id", "identifier"))
+        )
     if name == "Status":
         return True
     # ---- relations / groups
@@ -211,8 +216,7 @@ class Api:
 
     def _visible_pats(self, session):
         user = self.store.users.get(session.user_id)
-        return [p for p in self.store.pats.values()
-                if (user is not None and user.admin) or p.owner == session.user_id]
+        return [p for p in self.store.pats.values() if (user is not None and user.admin) or p.owner == session.user_id]
 
     # Collections of searchable objects and how to resolve ids into them
     def _all(self, entity: str, session=None) -> list:
@@ -262,8 +266,7 @@ class Api:
         if entity == "dataset":
             return s.datasets.get(perm or code or "")
         if entity in ("datasettype", "sampletype", "experimenttype"):
-            kind = {"datasettype": "DATA_SET", "sampletype": "SAMPLE",
-                    "experimenttype": "EXPERIMENT"}[entity]
+            kind = {"datasettype": "DATA_SET", "sampletype": "SAMPLE", "experimenttype": "EXPERIMENT"}[entity]
             return s.find_type(kind, perm or code or "")
         if entity == "propertytype":
             return s.property_types.get(str(perm or code or "").upper())
@@ -274,10 +277,16 @@ class Api:
 
     def _build(self, b: DtoBuilder, entity: str, obj, fo):
         return {
-            "space": b.space, "project": b.project, "experiment": b.experiment,
-            "sample": b.sample, "dataset": b.dataset, "datasettype": b.entity_type,
-            "sampletype": b.entity_type, "experimenttype": b.entity_type,
-            "propertytype": b.property_type, "pat": b.pat,
+            "space": b.space,
+            "project": b.project,
+            "experiment": b.experiment,
+            "sample": b.sample,
+            "dataset": b.dataset,
+            "datasettype": b.entity_type,
+            "sampletype": b.entity_type,
+            "experimenttype": b.entity_type,
+            "propertytype": b.property_type,
+            "pat": b.pat,
         }[entity](obj, fo)
 
     def _search(self, entity, params, base_url):
@@ -296,16 +305,21 @@ class Api:
         for ident in self._ids(params):
             obj = self._resolve(entity, ident, session)
             if obj is not None:
-                out[self._id_key(ident) if isinstance(ident, dict) else str(ident)] = \
-                    self._build(b, entity, obj, fo)
+                out[self._id_key(ident) if isinstance(ident, dict) else str(ident)] = self._build(b, entity, obj, fo)
         return out
 
     # -------------------------------------------------------------- dispatch
     ENTITY_METHODS = {
-        "Spaces": "space", "Projects": "project", "Experiments": "experiment",
-        "Samples": "sample", "DataSets": "dataset", "DataSetTypes": "datasettype",
-        "SampleTypes": "sampletype", "ExperimentTypes": "experimenttype",
-        "PropertyTypes": "propertytype", "PersonalAccessTokens": "pat",
+        "Spaces": "space",
+        "Projects": "project",
+        "Experiments": "experiment",
+        "Samples": "sample",
+        "DataSets": "dataset",
+        "DataSetTypes": "datasettype",
+        "SampleTypes": "sampletype",
+        "ExperimentTypes": "experimenttype",
+        "PropertyTypes": "propertytype",
+        "PersonalAccessTokens": "pat",
     }
 
     def call_as(self, method: str, params: list, base_url: str):
@@ -367,8 +381,9 @@ class Api:
             "project-samples-enabled": "true",
         }
         if public:
-            info = {k: v for k, v in info.items()
-                    if k.startswith("authentication-service") or k == "openbis.support.email"}
+            info = {
+                k: v for k, v in info.items() if k.startswith("authentication-service") or k == "openbis.support.email"
+            }
         return dict(sorted(info.items()))
 
     def as_getServerInformation(self, params, base_url):
@@ -389,9 +404,7 @@ class Api:
     def as_createPersonalAccessTokens(self, params, base_url):
         session, pat = self._session(params)
         if pat is not None:
-            raise OpenbisError(
-                "Personal access tokens cannot be used to manage personal access tokens.",
-                USER_FAILURE)
+            raise OpenbisError("Personal access tokens cannot be used to manage personal access tokens.", USER_FAILURE)
         creations = params[1] if len(params) > 1 else []
         if isinstance(creations, dict):
             creations = [creations]
@@ -402,20 +415,21 @@ class Api:
             if isinstance(owner_id, dict) and owner_id.get("permId") not in (None, session.user_id):
                 user = self.store.users.get(session.user_id)
                 if not (user and user.admin):
-                    raise OpenbisError("Access denied to object with PersonPermId = "
-                                       f"[{owner_id.get('permId')}].", AUTHORIZATION_FAILURE)
+                    raise OpenbisError(
+                        f"Access denied to object with PersonPermId = [{owner_id.get('permId')}].",
+                        AUTHORIZATION_FAILURE,
+                    )
                 owner = owner_id.get("permId")
-            p = self.store.create_pat(session, c.get("sessionName"), c.get("validFromDate"),
-                                      c.get("validToDate"), owner)
+            p = self.store.create_pat(
+                session, c.get("sessionName"), c.get("validFromDate"), c.get("validToDate"), owner
+            )
             out.append({"@type": "as.dto.pat.id.PersonalAccessTokenPermId", "permId": p.hash})
         return out
 
     def as_deletePersonalAccessTokens(self, params, base_url):
         session, pat = self._session(params)
         if pat is not None:
-            raise OpenbisError(
-                "Personal access tokens cannot be used to manage personal access tokens.",
-                USER_FAILURE)
+            raise OpenbisError("Personal access tokens cannot be used to manage personal access tokens.", USER_FAILURE)
         visible = self._visible_pats(session)
         for ident in self._ids(params):
             p = self.store.pats.get(ident.get("permId") if isinstance(ident, dict) else ident)
@@ -428,9 +442,13 @@ class Api:
     def dss_searchFiles(self, params, base_url):
         self._session(params)
         crit = params[1] if len(params) > 1 and isinstance(params[1], dict) else {}
-        datasets = [d for d in self.store.datasets.values()
-                    if all(matches(d, c) for c in crit.get("criteria") or []
-                           if "DataSetSearchCriteria" in (c.get("@type") or ""))]
+        datasets = [
+            d
+            for d in self.store.datasets.values()
+            if all(
+                matches(d, c) for c in crit.get("criteria") or [] if "DataSetSearchCriteria" in (c.get("@type") or "")
+            )
+        ]
         b = DtoBuilder(self.store, base_url)
         files = []
         for ds in datasets:
@@ -442,13 +460,13 @@ class Api:
         ids = self._ids(params)
         options = self._fo(params) or {
             "@type": "dss.dto.datasetfile.fastdownload.FastDownloadSessionOptions",
-            "wishedNumberOfStreams": 4}
+            "wishedNumberOfStreams": 4,
+        }
         for ident in ids:
             ds_id = (ident.get("dataSetId") or {}).get("permId")
             ds = self.store.datasets.get(ds_id)
             if ds is None:
-                raise OpenbisError(f"Object with DataSetPermId = [{ds_id}] has not been found.",
-                                   OBJECT_NOT_FOUND)
+                raise OpenbisError(f"Object with DataSetPermId = [{ds_id}] has not been found.", OBJECT_NOT_FOUND)
         return {
             "@type": "dss.dto.datasetfile.fastdownload.FastDownloadSession",
             "downloadUrl": base_url + "/datastore_server/file-transfer",
@@ -469,7 +487,8 @@ class Api:
                 raise OpenbisError(
                     f"Object with {eid.get('@type', '').rsplit('.', 1)[-1]} = "
                     f"[{eid.get('identifier') or eid.get('permId')}] has not been found.",
-                    OBJECT_NOT_FOUND)
+                    OBJECT_NOT_FOUND,
+                )
         if c.get("sampleId"):
             sid = c["sampleId"]
             sample = self.store.sample_by(sid.get("permId"), sid.get("identifier"))
@@ -477,22 +496,23 @@ class Api:
                 raise OpenbisError(
                     f"Object with {sid.get('@type', '').rsplit('.', 1)[-1]} = "
                     f"[{sid.get('permId') or sid.get('identifier')}] has not been found.",
-                    OBJECT_NOT_FOUND)
+                    OBJECT_NOT_FOUND,
+                )
         parents = []
         for pid in c.get("parentIds") or []:
             perm = pid.get("permId") if isinstance(pid, dict) else pid
             p = self.store.datasets.get(perm)
             if p is None:
-                raise OpenbisError(f"Object with DataSetPermId = [{perm}] has not been found.",
-                                   OBJECT_NOT_FOUND)
+                raise OpenbisError(f"Object with DataSetPermId = [{perm}] has not been found.", OBJECT_NOT_FOUND)
             parents.append(p)
         upload_id = c.get("uploadId") or ""
         ws = self.store.workspaces.get(session.token, {})
         prefix = upload_id.strip("/") + "/"
         taken = [path for path in ws if upload_id and path.startswith(prefix)]
-        files = {"original/" + path[len(prefix):]: bytes(ws[path]) for path in taken}
-        ds = self.store.create_uploaded_dataset(session, type_code, c.get("properties") or {},
-                                                experiment, sample, parents, files)
+        files = {"original/" + path[len(prefix) :]: bytes(ws[path]) for path in taken}
+        ds = self.store.create_uploaded_dataset(
+            session, type_code, c.get("properties") or {}, experiment, sample, parents, files
+        )
         for path in taken:
             ws.pop(path, None)
         return {"@type": "as.dto.dataset.id.DataSetPermId", "permId": ds.perm_id}

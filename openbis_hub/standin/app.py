@@ -28,6 +28,7 @@ log = logging.getLogger("openbis_hub.standin")
 access_log = logging.getLogger("openbis_hub.standin.access")
 
 from ..openbis import AS_V3_PATH as AS_PATH  # noqa: E402  (the one place the path is written)
+
 DSS_PATH = "/datastore_server/rmi-data-store-server-v3.json"
 CHUNK_SIZE = 1024 * 1024
 
@@ -36,8 +37,14 @@ def _log_request(handler: tornado.web.RequestHandler):
     """Access log WITHOUT query strings (the upload/download URLs carry sessionID=)."""
     status = handler.get_status()
     level = logging.INFO if status < 400 else logging.WARNING
-    access_log.log(level, "%d %s %s %.1fms", status, handler.request.method,
-                   handler.request.path, 1000.0 * handler.request.request_time())
+    access_log.log(
+        level,
+        "%d %s %s %.1fms",
+        status,
+        handler.request.method,
+        handler.request.path,
+        1000.0 * handler.request.request_time(),
+    )
 
 
 class Base(tornado.web.RequestHandler):
@@ -77,8 +84,9 @@ class JsonRpcHandler(Base):
                 params = [params]
         except (ValueError, KeyError, TypeError):
             self.set_status(400)
-            self.finish(json.dumps({"jsonrpc": "2.0", "id": None,
-                                    "error": {"code": -32600, "message": "Invalid Request"}}))
+            self.finish(
+                json.dumps({"jsonrpc": "2.0", "id": None, "error": {"code": -32600, "message": "Invalid Request"}})
+            )
             return
         rid = req.get("id")
         self.store.count(method)
@@ -90,20 +98,37 @@ class JsonRpcHandler(Base):
             body = {"jsonrpc": "2.0", "id": rid, "result": jackson(result)}
         except MethodNotFound:
             self.set_status(404)
-            body = {"jsonrpc": "2.0", "id": rid,
-                    "error": {"code": -32601, "message": "method not found", "data": None}}
+            body = {"jsonrpc": "2.0", "id": rid, "error": {"code": -32601, "message": "method not found", "data": None}}
         except OpenbisError as e:
-            body = {"jsonrpc": "2.0", "id": rid, "error": {
-                "code": 0, "message": e.message,
-                "data": {"exceptionTypeName": e.type_name, "message": e.message,
-                         "stackTrace": f"{e.type_name}: {e.message}\n\tat openbis-hub stand-in"}}}
+            body = {
+                "jsonrpc": "2.0",
+                "id": rid,
+                "error": {
+                    "code": 0,
+                    "message": e.message,
+                    "data": {
+                        "exceptionTypeName": e.type_name,
+                        "message": e.message,
+                        "stackTrace": f"{e.type_name}: {e.message}\n\tat openbis-hub stand-in",
+                    },
+                },
+            }
         except Exception as e:  # a bug in the stand-in; report it like openBIS would
             log.exception("stand-in failed on %s", method)
             msg = f"{type(e).__name__}: {e}"
-            body = {"jsonrpc": "2.0", "id": rid, "error": {
-                "code": 0, "message": msg,
-                "data": {"exceptionTypeName": "java.lang.RuntimeException", "message": msg,
-                         "stackTrace": traceback.format_exc()}}}
+            body = {
+                "jsonrpc": "2.0",
+                "id": rid,
+                "error": {
+                    "code": 0,
+                    "message": msg,
+                    "data": {
+                        "exceptionTypeName": "java.lang.RuntimeException",
+                        "message": msg,
+                        "stackTrace": traceback.format_exc(),
+                    },
+                },
+            }
         self.finish(json.dumps(body))
 
 
@@ -139,21 +164,31 @@ class UploadHandler(Base):
             buf = ws.setdefault(filename, bytearray())
             if len(buf) < start:
                 buf.extend(b"\0" * (start - len(buf)))
-            buf[start:start + len(data)] = data
+            buf[start : start + len(data)] = data
         self.set_header("Content-Type", "text/json")
-        self.finish(json.dumps({
-            "id": self.get_query_argument("id", "1"), "startByte": str(start),
-            "endByte": str(end), "filename": filename, "emptyFolder": str(empty_folder).lower(),
-            "size": len(data), "status": "ok",
-        }))
+        self.finish(
+            json.dumps(
+                {
+                    "id": self.get_query_argument("id", "1"),
+                    "startByte": str(start),
+                    "endByte": str(end),
+                    "filename": filename,
+                    "emptyFolder": str(empty_folder).lower(),
+                    "size": len(data),
+                    "status": "ok",
+                }
+            )
+        )
 
 
 def _chunk(seq: int, item_id: str, path: str, is_dir: bool, offset: int, payload: bytes) -> bytes:
     item_b, path_b = item_id.encode(), path.encode()
-    header = struct.pack(">IHBHQI", seq, len(item_b), 1 if is_dir else 0, len(path_b), offset,
-                         len(payload)) + item_b + path_b
-    return (header + struct.pack(">Q", binascii.crc32(header)) + payload
-            + struct.pack(">Q", binascii.crc32(payload)))
+    header = (
+        struct.pack(">IHBHQI", seq, len(item_b), 1 if is_dir else 0, len(path_b), offset, len(payload))
+        + item_b
+        + path_b
+    )
+    return header + struct.pack(">Q", binascii.crc32(header)) + payload + struct.pack(">Q", binascii.crc32(payload))
 
 
 class FileTransferHandler(Base):
@@ -201,9 +236,9 @@ class FileTransferHandler(Base):
             raise OpenbisError(f"Unknown method '{method}'.")
         except OpenbisError as e:
             self.set_header("Content-Type", "application/json")
-            self.finish(json.dumps({"error": {"message": e.message,
-                                              "exceptionTypeName": e.type_name},
-                                    "retriable": False}))
+            self.finish(
+                json.dumps({"error": {"message": e.message, "exceptionTypeName": e.type_name}, "retriable": False})
+            )
 
     def _get(self, args):
         sess = self._sessions().get(args.get("downloadSessionId"))
@@ -231,15 +266,13 @@ class FileTransferHandler(Base):
             if path in ds.files:
                 data = ds.files[path]
                 for off in range(0, max(len(data), 1), CHUNK_SIZE):
-                    chunks.append(_chunk(len(chunks), item, path, False, off,
-                                         data[off:off + CHUNK_SIZE]))
+                    chunks.append(_chunk(len(chunks), item, path, False, off, data[off : off + CHUNK_SIZE]))
             elif path in ds.directories() or path == "":
                 chunks.append(_chunk(len(chunks), item, path, True, 0, b""))
                 for fpath, data in sorted(ds.files.items()):
                     if path == "" or fpath.startswith(path + "/"):
                         for off in range(0, max(len(data), 1), CHUNK_SIZE):
-                            chunks.append(_chunk(len(chunks), item, fpath, False, off,
-                                                 data[off:off + CHUNK_SIZE]))
+                            chunks.append(_chunk(len(chunks), item, fpath, False, off, data[off : off + CHUNK_SIZE]))
             else:
                 raise OpenbisError(f"File {path} does not exist in data set {perm_id}.")
             ranges[item] = f"{first}:{len(chunks) - 1}"
@@ -247,10 +280,15 @@ class FileTransferHandler(Base):
         sid = str(uuid.uuid4())
         self._sessions()[sid] = {"chunks": chunks, "queue": []}
         self.set_header("Content-Type", "application/json")
-        self.finish(json.dumps({
-            "downloadSessionId": sid, "ranges": ranges,
-            "streamIds": [f"{sid}-{i}" for i in range(1, max(1, min(wished, 10)) + 1)],
-        }))
+        self.finish(
+            json.dumps(
+                {
+                    "downloadSessionId": sid,
+                    "ranges": ranges,
+                    "streamIds": [f"{sid}-{i}" for i in range(1, max(1, min(wished, 10)) + 1)],
+                }
+            )
+        )
 
 
 class DownloadHandler(Base):
@@ -271,8 +309,7 @@ class DownloadHandler(Base):
         if ds is None or path not in ds.files:
             raise tornado.web.HTTPError(404)
         self.set_header("Content-Type", "application/octet-stream")
-        self.set_header("Content-Disposition",
-                        f'attachment; filename="{os.path.basename(path)}"')
+        self.set_header("Content-Disposition", f'attachment; filename="{os.path.basename(path)}"')
         self.finish(ds.files[path])
 
 
@@ -343,12 +380,10 @@ class DatasetsHandler(Base):
 class RootHandler(Base):
     def get(self):
         self.set_header("Content-Type", "text/plain; charset=utf-8")
-        self.finish("openBIS stand-in (openbis-hub test double, not openBIS)\n"
-                    f"AS:  {AS_PATH}\nDSS: {DSS_PATH}\n")
+        self.finish(f"openBIS stand-in (openbis-hub test double, not openBIS)\nAS:  {AS_PATH}\nDSS: {DSS_PATH}\n")
 
 
-def make_app(store: Store, extra_handlers=None, public_url: str | None = None,
-             **settings) -> tornado.web.Application:
+def make_app(store: Store, extra_handlers=None, public_url: str | None = None, **settings) -> tornado.web.Application:
     """Build the tornado application.  ``extra_handlers`` (tornado URL specs) come first,
     e.g. ``[(r"/openbis/webapp/eln/(.*)", StaticFileHandler, {"path": ...})]``."""
     handlers = list(extra_handlers or []) + [
@@ -385,10 +420,16 @@ def default_eln_handlers() -> list:
     if not eln.is_dir():
         return []
     return [
-        (r"/openbis/webapp/eln/?()", tornado.web.StaticFileHandler,
-         {"path": str(eln), "default_filename": "index.html"}),
-        (r"/openbis/webapp/eln/(.+)", tornado.web.StaticFileHandler,
-         {"path": str(eln), "default_filename": "index.html"}),
+        (
+            r"/openbis/webapp/eln/?()",
+            tornado.web.StaticFileHandler,
+            {"path": str(eln), "default_filename": "index.html"},
+        ),
+        (
+            r"/openbis/webapp/eln/(.+)",
+            tornado.web.StaticFileHandler,
+            {"path": str(eln), "default_filename": "index.html"},
+        ),
     ]
 
 
@@ -400,16 +441,24 @@ class StandIn:
     >>> await s.stop()
     """
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0, https: bool = True,
-                 state_dir: str | os.PathLike | None = None, session_timeout: float = 3600,
-                 extra_handlers=None, public_url: str | None = None,
-                 tls_hosts=(), store: Store | None = None, **store_kwargs):
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        https: bool = True,
+        state_dir: str | os.PathLike | None = None,
+        session_timeout: float = 3600,
+        extra_handlers=None,
+        public_url: str | None = None,
+        tls_hosts=(),
+        store: Store | None = None,
+        **store_kwargs,
+    ):
         self.host = host
         self.port = port
         self.https = https
         self.state_dir = Path(state_dir) if state_dir else None
-        self.store = store or Store(session_timeout=session_timeout, state_dir=self.state_dir,
-                                    **store_kwargs)
+        self.store = store or Store(session_timeout=session_timeout, state_dir=self.state_dir, **store_kwargs)
         self.extra_handlers = list(extra_handlers or []) + default_eln_handlers()
         self.public_url = public_url
         self.tls_hosts = tuple(tls_hosts)
@@ -422,8 +471,10 @@ class StandIn:
         if self.https:
             if self.state_dir is None:
                 import tempfile
+
                 self.state_dir = Path(tempfile.mkdtemp(prefix="openbis-standin-"))
             from .tls import ensure_tls
+
             hosts = list(self.tls_hosts)
             if self.host not in ("0.0.0.0", "::", ""):
                 hosts.append(self.host)
@@ -434,9 +485,7 @@ class StandIn:
         app = make_app(self.store, self.extra_handlers, public_url=self.public_url)
         sockets = tornado.netutil.bind_sockets(self.port, self.host)
         self.port = sockets[0].getsockname()[1]
-        self._server = tornado.httpserver.HTTPServer(app, ssl_options=ssl_ctx,
-                                                     max_body_size=1024 ** 3,
-                                                     xheaders=False)
+        self._server = tornado.httpserver.HTTPServer(app, ssl_options=ssl_ctx, max_body_size=1024**3, xheaders=False)
         self._server.add_sockets(sockets)
         shown = "127.0.0.1" if self.host in ("0.0.0.0", "", "::") else self.host
         if ":" in shown:
@@ -454,11 +503,17 @@ class StandIn:
             self._server = None
 
 
-async def serve(port: int = 0, host: str = "127.0.0.1", https: bool = True,
-                state_dir=None, session_timeout: float = 3600, ready=None, **kwargs):
+async def serve(
+    port: int = 0,
+    host: str = "127.0.0.1",
+    https: bool = True,
+    state_dir=None,
+    session_timeout: float = 3600,
+    ready=None,
+    **kwargs,
+):
     """Run a stand-in until cancelled.  ``ready(standin)`` is called once listening."""
-    s = StandIn(host=host, port=port, https=https, state_dir=state_dir,
-                session_timeout=session_timeout, **kwargs)
+    s = StandIn(host=host, port=port, https=https, state_dir=state_dir, session_timeout=session_timeout, **kwargs)
     await s.start()
     if ready is not None:
         ready(s)

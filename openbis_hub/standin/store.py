@@ -40,15 +40,8 @@ DEMO_OBJECT_PERMID = f"{DEMO_BASE}-3"
 DEMO_DATASET1_PERMID = f"{DEMO_BASE}-4"
 DEMO_DATASET2_PERMID = f"{DEMO_BASE}-5"
 
-DEMO_CSV = (
-    b"time_s,temperature_c,pressure_kpa\n"
-    b"0,21.3,101.2\n1,21.9,101.3\n2,22.6,101.1\n3,23.4,101.4\n4,24.1,101.2\n"
-)
-DEMO_TXT = (
-    b"Experimental step 1: calibration run.\n"
-    b"Sensor: PT100, sampling 1 Hz.\n"
-    b"Operator: alice\n"
-)
+DEMO_CSV = b"time_s,temperature_c,pressure_kpa\n0,21.3,101.2\n1,21.9,101.3\n2,22.6,101.1\n3,23.4,101.4\n4,24.1,101.2\n"
+DEMO_TXT = b"Experimental step 1: calibration run.\nSensor: PT100, sampling 1 Hz.\nOperator: alice\n"
 
 DATASTORE_CODE = "DSS1"
 
@@ -314,7 +307,9 @@ class Store:
             "EXPERIMENT", "COLLECTION", "Collection", [("$NAME", False)]
         )
         self.types[("SAMPLE", "EXPERIMENTAL_STEP")] = EntityType(
-            "SAMPLE", "EXPERIMENTAL_STEP", "Experimental step",
+            "SAMPLE",
+            "EXPERIMENTAL_STEP",
+            "Experimental step",
             [("$NAME", False), ("NOTES", False)],
         )
 
@@ -328,23 +323,45 @@ class Store:
         project = Project(DEMO_PROJECT_PERMID, "ANALYSIS", space, "Analysis project", "admin", t0)
         self.projects[project.perm_id] = project
         coll = Experiment(
-            DEMO_COLLECTION_PERMID, "MEASUREMENTS", self.types[("EXPERIMENT", "COLLECTION")],
-            project, {"$NAME": "Measurements"}, "admin", t0,
+            DEMO_COLLECTION_PERMID,
+            "MEASUREMENTS",
+            self.types[("EXPERIMENT", "COLLECTION")],
+            project,
+            {"$NAME": "Measurements"},
+            "admin",
+            t0,
         )
         self.experiments[coll.perm_id] = coll
         step = Sample(
-            DEMO_OBJECT_PERMID, "STEP1", self.types[("SAMPLE", "EXPERIMENTAL_STEP")], space,
-            project, coll, {"$NAME": "Step 1", "NOTES": "Calibration run"}, "admin", t0,
+            DEMO_OBJECT_PERMID,
+            "STEP1",
+            self.types[("SAMPLE", "EXPERIMENTAL_STEP")],
+            space,
+            project,
+            coll,
+            {"$NAME": "Step 1", "NOTES": "Calibration run"},
+            "admin",
+            t0,
         )
         self.samples[step.perm_id] = step
         ds1 = DataSet(
-            DEMO_DATASET1_PERMID, self.types[("DATA_SET", "RAW_DATA")], coll, None,
-            {"$NAME": "Temperature measurements", "NOTES": "first run"}, "admin", t0,
+            DEMO_DATASET1_PERMID,
+            self.types[("DATA_SET", "RAW_DATA")],
+            coll,
+            None,
+            {"$NAME": "Temperature measurements", "NOTES": "first run"},
+            "admin",
+            t0,
             {"original/measurements.csv": DEMO_CSV},
         )
         ds2 = DataSet(
-            DEMO_DATASET2_PERMID, self.types[("DATA_SET", "RAW_DATA")], coll, step,
-            {"$NAME": "Step 1 notes"}, "admin", t0 + 1000,
+            DEMO_DATASET2_PERMID,
+            self.types[("DATA_SET", "RAW_DATA")],
+            coll,
+            step,
+            {"$NAME": "Step 1 notes"},
+            "admin",
+            t0 + 1000,
             {"original/notes.txt": DEMO_TXT},
         )
         self.datasets[ds1.perm_id] = ds1
@@ -429,8 +446,7 @@ class Store:
         if token is None or (isinstance(token, str) and not token.strip()):
             raise OpenbisError("No 'sessionToken' specified.", USER_FAILURE)
         if not isinstance(token, str):
-            raise OpenbisError(f"Session token '{token}' is invalid: user is not logged in.",
-                               INVALID_SESSION)
+            raise OpenbisError(f"Session token '{token}' is invalid: user is not logged in.", INVALID_SESSION)
         if token.startswith("$pat-"):
             pat = self.pats.get(token)
             if pat is not None:
@@ -438,21 +454,18 @@ class Store:
                 if state == "not-yet":
                     raise OpenbisError("Personal access token is not yet valid.", INVALID_SESSION)
                 if state == "expired":
-                    raise OpenbisError("Personal access token is no longer valid.",
-                                       INVALID_SESSION)
+                    raise OpenbisError("Personal access token is no longer valid.", INVALID_SESSION)
                 s = self.pat_session(pat)
                 pat.access_date = now_ms()
                 s.last_access = time.time()
                 return s, pat
         s = self.sessions.get(token)
         if s is None:
-            raise OpenbisError(f"Session token '{token}' is invalid: user is not logged in.",
-                               INVALID_SESSION)
+            raise OpenbisError(f"Session token '{token}' is invalid: user is not logged in.", INVALID_SESSION)
         if self._session_expired(s):
             self.sessions.pop(token, None)
             self.workspaces.pop(token, None)
-            raise OpenbisError("Session no longer available. Please login again.",
-                               INVALID_SESSION)
+            raise OpenbisError("Session no longer available. Please login again.", INVALID_SESSION)
         s.last_access = time.time()
         return s, None
 
@@ -474,8 +487,7 @@ class Store:
                     n += 1
         return n
 
-    def create_pat(self, session: Session, session_name, valid_from, valid_to,
-                   owner=None) -> PersonalAccessToken:
+    def create_pat(self, session: Session, session_name, valid_from, valid_to, owner=None) -> PersonalAccessToken:
         owner = owner or session.user_id
         if not session_name:
             raise OpenbisError("Session name cannot be empty.")
@@ -487,8 +499,7 @@ class Store:
         if valid_to - valid_from > self.pat_max_validity * 1000 + 60_000:
             # real openBIS silently cuts the validity to the configured maximum
             valid_to = valid_from + self.pat_max_validity * 1000
-        pat = PersonalAccessToken(new_pat_hash(owner), owner, session.user_id, session_name,
-                                  valid_from, valid_to, n)
+        pat = PersonalAccessToken(new_pat_hash(owner), owner, session.user_id, session_name, valid_from, valid_to, n)
         self.pats[pat.hash] = pat
         self.issued.append(pat.hash)
         return pat
@@ -522,13 +533,19 @@ class Store:
         return None
 
     # ------------------------------------------------------------- datasets
-    def create_uploaded_dataset(self, session: Session, type_code, props: dict,
-                                experiment: Experiment | None, sample: Sample | None,
-                                parents: list, files: dict) -> DataSet:
+    def create_uploaded_dataset(
+        self,
+        session: Session,
+        type_code,
+        props: dict,
+        experiment: Experiment | None,
+        sample: Sample | None,
+        parents: list,
+        files: dict,
+    ) -> DataSet:
         dtype = self.find_type("DATA_SET", type_code)
         if dtype is None:
-            raise OpenbisError(f"Object with EntityTypePermId = [{type_code}] has not been found.",
-                               OBJECT_NOT_FOUND)
+            raise OpenbisError(f"Object with EntityTypePermId = [{type_code}] has not been found.", OBJECT_NOT_FOUND)
         assigned = {code for code, _ in dtype.assignments}
         clean = {}
         for key, value in (props or {}).items():
@@ -536,24 +553,37 @@ class Store:
             if code not in assigned:
                 if code not in self.property_types:
                     raise OpenbisError(f"Property type with code '{code}' does not exist!")
-                raise OpenbisError(
-                    f"Property type '{code}' is not assigned to data set type '{dtype.code}'.")
+                raise OpenbisError(f"Property type '{code}' is not assigned to data set type '{dtype.code}'.")
             if value is None or value == "":
                 continue
-            clean[code] = value if isinstance(value, str) else json.dumps(value) \
-                if isinstance(value, (dict, list)) else str(value)
+            clean[code] = (
+                value
+                if isinstance(value, str)
+                else json.dumps(value)
+                if isinstance(value, (dict, list))
+                else str(value)
+            )
         for code, mandatory in dtype.assignments:
             if (mandatory or self.is_mandatory(dtype.code, code)) and code not in clean:
                 raise OpenbisError(f"Value of mandatory property '{code}' not specified.")
         if sample is not None and experiment is None:
             experiment = sample.experiment
         if experiment is None and sample is None:
-            raise OpenbisError("Data set can not be registered because it is not connected "
-                               "to an experiment or sample.")
+            raise OpenbisError("Data set can not be registered because it is not connected to an experiment or sample.")
         if not files:
             raise OpenbisError("Upload folder is empty or does not exist.")
-        ds = DataSet(self.new_perm_id(), dtype, experiment, sample, clean, session.user_id,
-                     now_ms(), dict(files), parents=list(parents), uploaded=True)
+        ds = DataSet(
+            self.new_perm_id(),
+            dtype,
+            experiment,
+            sample,
+            clean,
+            session.user_id,
+            now_ms(),
+            dict(files),
+            parents=list(parents),
+            uploaded=True,
+        )
         for p in parents:
             p.children.append(ds)
         self.datasets[ds.perm_id] = ds
@@ -571,10 +601,12 @@ class Store:
                 target.parent.mkdir(parents=True, exist_ok=True)
                 target.write_bytes(data)
             meta = {
-                "permId": ds.perm_id, "type": ds.type.code,
+                "permId": ds.perm_id,
+                "type": ds.type.code,
                 "experiment": ds.experiment.perm_id if ds.experiment else None,
                 "sample": ds.sample.perm_id if ds.sample else None,
-                "properties": ds.properties, "registrator": ds.registrator,
+                "properties": ds.properties,
+                "registrator": ds.registrator,
                 "registrationDate": ds.registration_date,
                 "parents": [p.perm_id for p in ds.parents],
                 "files": sorted(ds.files),
@@ -599,10 +631,14 @@ class Store:
                 base = root / m["permId"]
                 files = {p: (base / p).read_bytes() for p in m["files"]}
                 ds = DataSet(
-                    m["permId"], self.types[("DATA_SET", m["type"])],
+                    m["permId"],
+                    self.types[("DATA_SET", m["type"])],
                     self.experiments.get(m["experiment"]) if m["experiment"] else None,
                     self.samples.get(m["sample"]) if m["sample"] else None,
-                    m["properties"], m["registrator"], m["registrationDate"], files,
+                    m["properties"],
+                    m["registrator"],
+                    m["registrationDate"],
+                    files,
                     parents=[self.datasets[p] for p in m["parents"] if p in self.datasets],
                     uploaded=True,
                 )
@@ -620,20 +656,23 @@ class Store:
     def datasets_json(self) -> list[dict]:
         out = []
         for ds in self.datasets.values():
-            out.append({
-                "permId": ds.perm_id,
-                "type": ds.type.code,
-                "experiment": ds.experiment.identifier if ds.experiment else None,
-                "sample": ds.sample.identifier if ds.sample else None,
-                "owner": (ds.sample.identifier if ds.sample else
-                          ds.experiment.identifier if ds.experiment else None),
-                "registrator": ds.registrator,
-                "registrationDate": ds.registration_date,
-                "parents": [p.perm_id for p in ds.parents],
-                "children": [c.perm_id for c in ds.children],
-                "properties": dict(ds.properties),
-                "files": sorted(ds.files),
-            })
+            out.append(
+                {
+                    "permId": ds.perm_id,
+                    "type": ds.type.code,
+                    "experiment": ds.experiment.identifier if ds.experiment else None,
+                    "sample": ds.sample.identifier if ds.sample else None,
+                    "owner": (
+                        ds.sample.identifier if ds.sample else ds.experiment.identifier if ds.experiment else None
+                    ),
+                    "registrator": ds.registrator,
+                    "registrationDate": ds.registration_date,
+                    "parents": [p.perm_id for p in ds.parents],
+                    "children": [c.perm_id for c in ds.children],
+                    "properties": dict(ds.properties),
+                    "files": sorted(ds.files),
+                }
+            )
         return out
 
 

@@ -14,7 +14,7 @@ def as_browser_sends(token: str, folder: str, name: str, test: bool) -> str:
     raw = raw.split("#", 1)[0]
     out = []
     for ch in raw:
-        if ch == " " or ch in '"<>\'' or ord(ch) < 0x20 or ord(ch) > 0x7E:
+        if ch == " " or ch in "\"<>'" or ord(ch) < 0x20 or ord(ch) > 0x7E:
             out.append("".join(f"%{b:02X}" for b in ch.encode("utf-8")))
         else:
             out.append(ch)
@@ -42,7 +42,11 @@ def test_every_typed_name_arrives_intact(folder, name):
         # the browser leaves a typed escape alone, so it decodes like the browser's own: indistinguishable
         expected_folder, expected_name = decode_percent(folder), decode_percent(name) + ".ipynb"
     assert (query.token, query.folder, query.filename, query.test) == (
-        "alice-26x0ABC", expected_folder, expected_name, "True")
+        "alice-26x0ABC",
+        expected_folder,
+        expected_name,
+        "True",
+    )
 
 
 @pytest.mark.parametrize("folder, name", [("run#1", "nb"), ("run", "nb#2")])

@@ -45,9 +45,9 @@ class FakeHub:
         if path.startswith("/hub/api/"):
             if auth != f"token {SERVICE_TOKEN}":
                 return httpx.Response(403, json={"message": "Missing or invalid credentials."})
-            return self.hub_api(request, path[len("/hub/api"):])
+            return self.hub_api(request, path[len("/hub/api") :])
         if path.startswith("/user/"):
-            name, _, rest = path[len("/user/"):].partition("/")
+            name, _, rest = path[len("/user/") :].partition("/")
             owner, scopes = self.minted.get(auth.partition(" ")[2], (None, []))
             if owner != name or scopes != [f"access:servers!user={name}"]:
                 return httpx.Response(403, json={"message": "Forbidden"})
@@ -87,19 +87,19 @@ class FakeHub:
         if rest == "openbis/pending":
             taken = self.pending.pop(name, [])
             self.placed += taken
-            return httpx.Response(200, json={"placed": [{"requested": n["fileName"], "path": n["fileName"]}
-                                                        for n in taken]})
+            return httpx.Response(
+                200, json={"placed": [{"requested": n["fileName"], "path": n["fileName"]} for n in taken]}
+            )
         if rest == "openbis/token":
             self.refreshed.append(name)
             return httpx.Response(200, json={"changed": True, "has_token": True})
         if rest.startswith("api/contents"):
-            path = rest[len("api/contents"):].strip("/")
+            path = rest[len("api/contents") :].strip("/")
             key = (name, path)
             if request.method == "PUT":
                 model = json.loads(request.content)
                 self.files[key] = model
-                return httpx.Response(200, json={"name": path.rpartition("/")[2], "path": path,
-                                                 "type": model["type"]})
+                return httpx.Response(200, json={"name": path.rpartition("/")[2], "path": path, "type": model["type"]})
             if key not in self.files:
                 if path == "":
                     return httpx.Response(200, json={"type": "directory", "content": []})
@@ -117,8 +117,13 @@ async def service():
     """The service's real tornado app on a loopback port of this process, the fake hub behind it."""
     fake = FakeHub()
     app = OpenBISService(
-        hub_api_url="http://hub.test/hub/api", api_token=SERVICE_TOKEN, proxy_url="http://proxy.test",
-        eln_origins=[ELN], openbis_url=ELN, refused_token_limit=3, body_timeout=0.5,
+        hub_api_url="http://hub.test/hub/api",
+        api_token=SERVICE_TOKEN,
+        proxy_url="http://proxy.test",
+        eln_origins=[ELN],
+        openbis_url=ELN,
+        refused_token_limit=3,
+        body_timeout=0.5,
     )
     web_app = app.make_app(transport=fake.transport)
     server = app.make_server(web_app)
@@ -141,8 +146,15 @@ def eln(token, folder="f", filename="n.ipynb", test=True):
 def notebook(file_name=None):
     cells = []
     if file_name is not None:
-        cells.append({"cell_type": "code", "execution_count": None, "metadata": {"code_cell_id": "fileName"},
-                      "outputs": [], "source": [f"fileName={file_name!r}"]})
+        cells.append(
+            {
+                "cell_type": "code",
+                "execution_count": None,
+                "metadata": {"code_cell_id": "fileName"},
+                "outputs": [],
+                "source": [f"fileName={file_name!r}"],
+            }
+        )
     return {"cells": cells, "metadata": {}, "nbformat": 4, "nbformat_minor": 4}
 
 
@@ -178,8 +190,13 @@ async def test_a_bad_token_is_refused_before_the_body_is_read(service):
     _, _, port = service
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     size = 16 * 1024 * 1024
-    writer.write((f"POST /services/openbis/?token=bogus&folder=f&filename=n.ipynb&test=False HTTP/1.1\r\n"
-                  f"Host: x\r\nContent-Length: {size}\r\n\r\n").encode() + b"{" * 1024)
+    writer.write(
+        (
+            f"POST /services/openbis/?token=bogus&folder=f&filename=n.ipynb&test=False HTTP/1.1\r\n"
+            f"Host: x\r\nContent-Length: {size}\r\n\r\n"
+        ).encode()
+        + b"{" * 1024
+    )
     await writer.drain()
     head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
     assert head.startswith(b"HTTP/1.1 401")
@@ -205,7 +222,9 @@ async def test_forwarded_for_counts_only_from_a_trusted_proxy(service):
     for i in range(3):
         r = await client.post(eln(f"bad-a{i}"), content=b"TEST", headers={"X-Forwarded-For": "10.0.0.1"})
         assert r.status_code == 401
-    assert (await client.post(eln("bad-a3"), content=b"TEST", headers={"X-Forwarded-For": "10.0.0.1"})).status_code == 429
+    assert (
+        await client.post(eln("bad-a3"), content=b"TEST", headers={"X-Forwarded-For": "10.0.0.1"})
+    ).status_code == 429
     r = await client.post(eln("bad-b"), content=b"TEST", headers={"X-Forwarded-For": "10.0.0.2"})
     assert r.status_code == 401, "another client behind the proxy is not punished"
 
@@ -268,7 +287,146 @@ async def test_new_token_makes_a_running_server_read_auth_state_again(service):
     "body, words",
     [
         (b"[" * 100_000 + b"]" * 100_000, "nested too deeply"),
-        (json.dumps({"a": [[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]}).encode(), "nested too deeply"),
+        (
+            json.dumps(
+                {
+                    "a": [
+                        [
+                            [
+                                [
+                                    [
+                                        [
+                                            [
+                                                [
+                                                    [
+                                                        [
+                                                            [
+                                                                [
+                                                                    [
+                                                                        [
+                                                                            [
+                                                                                [
+                                                                                    [
+                                                                                        [
+                                                                                            [
+                                                                                                [
+                                                                                                    [
+                                                                                                        [
+                                                                                                            [
+                                                                                                                [
+                                                                                                                    [
+                                                                                                                        [
+                                                                                                                            [
+                                                                                                                                [
+                                                                                                                                    [
+                                                                                                                                        [
+                                                                                                                                            [
+                                                                                                                                                [
+                                                                                                                                                    [
+                                                                                                                                                        [
+                                                                                                                                                            [
+                                                                                                                                                                [
+                                                                                                                                                                    [
+                                                                                                                                                                        [
+                                                                                                                                                                            [
+                                                                                                                                                                                [
+                                                                                                                                                                                    [
+                                                                                                                                                                                        [
+                                                                                                                                                                                            [
+                                                                                                                                                                                                [
+                                                                                                                                                                                                    [
+                                                                                                                                                                                                        [
+                                                                                                                                                                                                            [
+                                                                                                                                                                                                                [
+                                                                                                                                                                                                                    [
+                                                                                                                                                                                                                        [
+                                                                                                                                                                                                                            [
+                                                                                                                                                                                                                                [
+                                                                                                                                                                                                                                    [
+                                                                                                                                                                                                                                        [
+                                                                                                                                                                                                                                            [
+                                                                                                                                                                                                                                                [
+                                                                                                                                                                                                                                                    [
+                                                                                                                                                                                                                                                        [
+                                                                                                                                                                                                                                                            [
+                                                                                                                                                                                                                                                                [
+                                                                                                                                                                                                                                                                    [
+                                                                                                                                                                                                                                                                        [
+                                                                                                                                                                                                                                                                            [
+                                                                                                                                                                                                                                                                                [
+                                                                                                                                                                                                                                                                                    [
+                                                                                                                                                                                                                                                                                        [
+                                                                                                                                                                                                                                                                                            1
+                                                                                                                                                                                                                                                                                        ]
+                                                                                                                                                                                                                                                                                    ]
+                                                                                                                                                                                                                                                                                ]
+                                                                                                                                                                                                                                                                            ]
+                                                                                                                                                                                                                                                                        ]
+                                                                                                                                                                                                                                                                    ]
+                                                                                                                                                                                                                                                                ]
+                                                                                                                                                                                                                                                            ]
+                                                                                                                                                                                                                                                        ]
+                                                                                                                                                                                                                                                    ]
+                                                                                                                                                                                                                                                ]
+                                                                                                                                                                                                                                            ]
+                                                                                                                                                                                                                                        ]
+                                                                                                                                                                                                                                    ]
+                                                                                                                                                                                                                                ]
+                                                                                                                                                                                                                            ]
+                                                                                                                                                                                                                        ]
+                                                                                                                                                                                                                    ]
+                                                                                                                                                                                                                ]
+                                                                                                                                                                                                            ]
+                                                                                                                                                                                                        ]
+                                                                                                                                                                                                    ]
+                                                                                                                                                                                                ]
+                                                                                                                                                                                            ]
+                                                                                                                                                                                        ]
+                                                                                                                                                                                    ]
+                                                                                                                                                                                ]
+                                                                                                                                                                            ]
+                                                                                                                                                                        ]
+                                                                                                                                                                    ]
+                                                                                                                                                                ]
+                                                                                                                                                            ]
+                                                                                                                                                        ]
+                                                                                                                                                    ]
+                                                                                                                                                ]
+                                                                                                                                            ]
+                                                                                                                                        ]
+                                                                                                                                    ]
+                                                                                                                                ]
+                                                                                                                            ]
+                                                                                                                        ]
+                                                                                                                    ]
+                                                                                                                ]
+                                                                                                            ]
+                                                                                                        ]
+                                                                                                    ]
+                                                                                                ]
+                                                                                            ]
+                                                                                        ]
+                                                                                    ]
+                                                                                ]
+                                                                            ]
+                                                                        ]
+                                                                    ]
+                                                                ]
+                                                            ]
+                                                        ]
+                                                    ]
+                                                ]
+                                            ]
+                                        ]
+                                    ]
+                                ]
+                            ]
+                        ]
+                    ]
+                }
+            ).encode(),
+            "nested too deeply",
+        ),
         (b"\xff\xfe", "not valid JSON"),
         (b"[1, 2]", "JSON object"),
     ],
@@ -291,8 +449,11 @@ async def test_crafted_owner_never_becomes_code(service):
 async def test_too_many_datasets_are_refused(service):
     _, client, _ = service
     datasets = [f"20260101000000000-{i}" for i in range(101)]
-    r = await client.post("/api/notebooks", json={"owner": {"object": "/S/O"}, "datasets": datasets},
-                          headers={"Authorization": "Bearer good-alice"})
+    r = await client.post(
+        "/api/notebooks",
+        json={"owner": {"object": "/S/O"}, "datasets": datasets},
+        headers={"Authorization": "Bearer good-alice"},
+    )
     assert r.status_code == 400
     assert "100" in r.json()["message"]
 
@@ -372,8 +533,10 @@ async def test_a_body_that_never_arrives_times_out(service):
     """A client that sends a good token and then dribbles (or stalls) its body is cut off."""
     _, _, port = service
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    writer.write(b"POST /services/openbis/?token=good-alice&folder=f&filename=n.ipynb&test=False HTTP/1.1\r\n"
-                 b"Host: x\r\nContent-Length: 1000\r\n\r\n{")
+    writer.write(
+        b"POST /services/openbis/?token=good-alice&folder=f&filename=n.ipynb&test=False HTTP/1.1\r\n"
+        b"Host: x\r\nContent-Length: 1000\r\n\r\n{"
+    )
     await writer.drain()
     assert await asyncio.wait_for(reader.read(), 10) == b"", "closed without an answer, not held open"
     writer.close()
@@ -381,9 +544,8 @@ async def test_a_body_that_never_arrives_times_out(service):
 
 async def test_an_endless_answer_from_a_users_server_is_cut_off():
     """A user's server is the user's: the service reads at most max_answer_bytes of what it says."""
-    from openbis_hub.service.hub import HubAPI
-
     from openbis_hub.errors import HubAPIError
+    from openbis_hub.service.hub import HubAPI
 
     class Endless(httpx.AsyncByteStream):
         async def __aiter__(self):
@@ -395,8 +557,13 @@ async def test_an_endless_answer_from_a_users_server_is_cut_off():
             return httpx.Response(201, json={"token": "t"})
         return httpx.Response(200, stream=Endless())
 
-    hub = HubAPI("http://hub.test/hub/api", SERVICE_TOKEN, "http://proxy.test", max_answer_bytes=1 << 20,
-                 transport=httpx.MockTransport(handle))
+    hub = HubAPI(
+        "http://hub.test/hub/api",
+        SERVICE_TOKEN,
+        "http://proxy.test",
+        max_answer_bytes=1 << 20,
+        transport=httpx.MockTransport(handle),
+    )
     with pytest.raises(HubAPIError) as caught:
         await hub.server_request("alice", "GET", "api/contents/x")
     assert caught.value.status == 502 and "1 MiB" in caught.value.message
