@@ -24,19 +24,7 @@ from urllib.parse import quote
 
 import httpx
 
-from common import RunningHub, percentile, start_standin
-
-FORM = {"Content-Type": "application/x-www-form-urlencoded; charset=UTF-8"}
-NOTEBOOK = {
-    "cells": [{"cell_type": "code", "execution_count": None, "metadata": {}, "outputs": [], "source": ["print(1)"]}],
-    "metadata": {},
-    "nbformat": 4,
-    "nbformat_minor": 2,
-}
-
-
-def eln(hub, token, folder, name, test):
-    return f"{hub.url}/services/openbis/?token={token}&folder={folder}&filename={name}&test={test}"
+from common import FORM, NOTEBOOK, RunningHub, eln, percentile, start_standin
 
 
 def login(standin, user="alice"):

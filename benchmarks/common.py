@@ -12,6 +12,19 @@ sys.path.insert(0, str(REPO / "tests"))
 from hub import RunningHub, free_port  # noqa: E402,F401
 from standin import start_standin  # noqa: E402,F401
 
+# the ELN's request shapes (JupyterUtil.js): form-typed POSTs, names concatenated unencoded
+FORM = {"Content-Type": "application/x-www-form-urlencoded; charset=UTF-8"}
+NOTEBOOK = {
+    "cells": [{"cell_type": "code", "execution_count": None, "metadata": {}, "outputs": [], "source": ["print(1)"]}],
+    "metadata": {},
+    "nbformat": 4,
+    "nbformat_minor": 2,
+}
+
+
+def eln(hub, token, folder, name, test):
+    return f"{hub.url}/services/openbis/?token={token}&folder={folder}&filename={name}&test={test}"
+
 
 def percentile(values: list[float], p: float) -> float:
     ordered = sorted(values)
