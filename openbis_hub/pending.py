@@ -30,7 +30,7 @@ class PendingNotebook:
     file_name: str
     content: dict
     size: int
-    created: float = field(default_factory=time.monotonic)
+    created: float = field(default_factory=lambda: time.monotonic())
 
     def model(self) -> dict:
         return {"folder": self.folder, "fileName": self.file_name, "content": self.content}
