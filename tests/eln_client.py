@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
-from urllib.parse import quote
+from urllib.parse import quote, unquote, urlsplit
 
 import httpx
 
@@ -37,8 +38,12 @@ def eln_url(hub, token: str, folder: str, filename: str, test: bool) -> str:
     return f"{hub.url}/services/openbis/?token={token}&folder={folder}&filename={filename}&test={test}"
 
 
-async def eln_create(hub, token: str, folder: str, filename: str, nb: dict | None = None, origin=None):
-    """The ELN's two POSTs; returns the answers of the dry run and the write."""
+async def eln_create(hub, token: str, folder: str, filename: str, nb: dict | None = None, origin=None, wait=True):
+    """The ELN's two POSTs; returns the answers of the dry run and the write.
+
+    A cold click answers before the server is up; ``wait`` then waits, as the
+    researcher's tab does, until the server is ready (so the next click is warm).
+    """
     headers = dict(FORM, **({"Origin": origin} if origin else {}))
     async with httpx.AsyncClient(timeout=120) as client:
         dry = await client.post(eln_url(hub, token, folder, filename, True), content=b"TEST", headers=headers)
@@ -46,7 +51,10 @@ async def eln_create(hub, token: str, folder: str, filename: str, nb: dict | Non
         write = await client.post(
             eln_url(hub, token, folder, filename, False), content=json.dumps(nb or notebook()).encode(), headers=headers
         )
-        return dry, write
+    if wait and write.status_code == 200:
+        user = unquote(urlsplit(write.json()["link"]).path.split("/")[2])
+        await asyncio.to_thread(wait_until_ready, hub, user)
+    return dry, write
 
 
 def wait_until_ready(hub, user: str, timeout: float = 120) -> None:

@@ -63,15 +63,27 @@ def create_notebook(hub, token: str, folder: str, name: str) -> dict:
     return answer.json()
 
 
-async def run_cell(page, text: str) -> None:
-    """Run the code cell holding ``text`` and wait until the kernel has run it (its prompt shows a number)."""
+async def run_cell(page, text: str, attempts: int = 3) -> None:
+    """Run the code cell holding ``text`` and wait until the kernel has run it (its prompt shows a number).
+
+    A Shift+Enter pressed while JupyterLab is still connecting the kernel can be lost, so it is
+    pressed again (running ``o = Openbis()`` twice is harmless) before the test gives up.
+    """
+    from playwright.async_api import TimeoutError as PlaywrightTimeout
+
     cell = page.locator(".jp-CodeCell", has_text=text).first
-    await cell.locator(".cm-content").click()
-    await page.keyboard.press("Shift+Enter")
     prompt = cell.locator(".jp-InputPrompt")
-    await page.wait_for_function(
-        "el => /\\[\\d+\\]/.test(el.textContent)", arg=await prompt.element_handle(), timeout=120_000
-    )
+    for attempt in range(attempts):
+        await cell.locator(".cm-content").click()
+        await page.keyboard.press("Shift+Enter")
+        try:
+            await page.wait_for_function(
+                "el => /\\[\\d+\\]/.test(el.textContent)", arg=await prompt.element_handle(), timeout=40_000
+            )
+            return
+        except PlaywrightTimeout:
+            if attempt == attempts - 1:
+                raise
 
 
 async def test_eln_link_cells_and_save_to_openbis(hub, token_for, openbis_standin, chromium):

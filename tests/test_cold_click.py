@@ -33,7 +33,7 @@ def file_name_cell(nb: dict) -> dict:
 async def test_cold_click_answers_before_the_server_is_up_and_lands_in_the_notebook(hub, token_for):
     token = token_for("alice")
     stop_server(hub, "alice")
-    dry, write = await eln_create(hub, token, "cold", "first.ipynb", notebook("print('cold')"))
+    dry, write = await eln_create(hub, token, "cold", "first.ipynb", notebook("print('cold')"), wait=False)
     assert write.status_code == 200, write.text
     server = server_model(hub, "alice")
     assert server and not server["ready"] and server["pending"] == "spawn", "answered while the server starts"

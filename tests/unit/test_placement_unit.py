@@ -79,8 +79,16 @@ def test_place_creates_the_folder(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "folder, name", [("..", "n.ipynb"), ("a/../..", "n.ipynb"), (".hidden", "n.ipynb"), ("a\\b", "n.ipynb"),
-                     ("", "n.txt"), ("", "a/n.ipynb"), ("", "n" * 240 + ".ipynb")],
+    "folder, name",
+    [
+        ("..", "n.ipynb"),
+        ("a/../..", "n.ipynb"),
+        (".hidden", "n.ipynb"),
+        ("a\\b", "n.ipynb"),
+        ("", "n.txt"),
+        ("", "a/n.ipynb"),
+        ("", "n" * 240 + ".ipynb"),
+    ],
 )
 def test_place_refuses_what_cannot_be_placed_safely(tmp_path, folder, name):
     with pytest.raises(PlacementError):
