@@ -5,7 +5,7 @@ module with its own HOME and root dir, ``OPENBIS_URL``/``OPENBIS_CA_BUNDLE``
 pointing at a private https stand-in (started with ``RAW_DATA:NOTES``
 mandatory), and a stand-in of the Hub API answering ``GET /users/alice`` with
 the auth_state the server reads its openBIS token from.
-The test that expires alice's sessions runs last.
+The test that expires alice's sessions gives the server a fresh token afterwards.
 """
 
 from __future__ import annotations
@@ -762,8 +762,8 @@ window.addEventListener("message", e => window.received.push(e.data));
     assert not framed_has_lab, frame_url
 
 
-def test_save_with_expired_token_is_401(server, standin):
-    """Runs last: expires every session of alice."""
+def test_save_with_expired_token_is_401(server, standin, fake_hub):
+    """Expires every session of alice, then gives the server a fresh one (tests run in any order)."""
     server.put_notebook("e.ipynb", eln_template("e.ipynb", [], OBJECT, "hid-e"))
     standin.expire("alice")
     r = server.http.post("/openbis/save", json={"path": "e.ipynb"})
@@ -773,3 +773,8 @@ def test_save_with_expired_token_is_401(server, standin):
     assert server.openbis_token not in r.text
     r = server.http.get("/openbis/save", params={"path": "e.ipynb"})
     assert r.status_code == 200 and r.json()["error"]["status"] == 401
+    # the researcher clicks in the ELN again: a new token in auth_state, read by the server
+    fresh = login(standin, "alice")
+    fake_hub.auth_state = {"openbis_token": fresh, "notebook_token": fresh}
+    assert server.http.post("/openbis/token").json()["changed"] is True
+    server.openbis_token = fresh
