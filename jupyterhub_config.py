@@ -149,16 +149,18 @@ c.JupyterHub.services = [
 # reaches a user's server, and it cannot read anyone's openBIS token.
 import jupyterhub  # noqa: E402
 
+from openbis_hub.scopes import SYNC_SCOPE  # noqa: E402
+
 start_scope = "start:servers" if jupyterhub.version_info >= (6,) else "servers"
 c.JupyterHub.custom_scopes = {
-    "custom:openbis-hub:sync": {
+    SYNC_SCOPE: {
         "description": "Log an openBIS user in with their openBIS token (creates the hub user, stores the token).",
     },
 }
 c.JupyterHub.load_roles = [
     {
         "name": "openbis-launcher",
-        "scopes": ["custom:openbis-hub:sync", "read:servers", start_scope, "tokens"],
+        "scopes": [SYNC_SCOPE, "read:servers", start_scope, "tokens"],
         "services": ["openbis"],
     },
     {

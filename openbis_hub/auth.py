@@ -25,12 +25,10 @@ from traitlets import Bool, Float, Integer, Unicode, default, validate
 from . import pending
 from .errors import InvalidToken, OpenBISError
 from .openbis import OpenBISClient, is_personal_access_token
+from .scopes import require_sync_scope
 from .urls import check_openbis_url
 
 TOKEN_FIELDS = ("token", "session")  # "session" is what jupyter-openbis-authenticator's form used
-
-#: the custom scope that lets the launch service log users in with their openBIS token
-SYNC_SCOPE = pending.SYNC_SCOPE
 
 
 class OpenBISLoginRefused(web.HTTPError):
@@ -145,12 +143,7 @@ class OpenBISSyncUserHandler(APIHandler):
     """
 
     async def post(self):
-        # needs_scope() cannot be used: it checks names at import, before the
-        # hub has registered its custom scopes from the configuration
-        if self.current_user is None:
-            raise web.HTTPError(403, "Missing or invalid credentials.")
-        if SYNC_SCOPE not in self.expanded_scopes:
-            raise web.HTTPError(403, f"Action is not authorized with current scopes; requires {SYNC_SCOPE}")
+        require_sync_scope(self)
         model = self.get_json_body() or {}
         token = model.get("token") if isinstance(model, dict) else None
         if not isinstance(token, str) or not token:

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from jupyterhub.apihandlers.base import APIHandler
 from tornado import web
 
-SYNC_SCOPE = "custom:openbis-hub:sync"
+from .scopes import require_sync_scope
 
 
 @dataclass
@@ -80,19 +80,12 @@ class _PendingHandler(APIHandler):
     def pending(self) -> PendingNotebooks:
         return self.authenticator.pending_notebooks
 
-    def _require_sync_scope(self) -> None:
-        # needs_scope() cannot check custom scopes: it validates names at import, before they are defined
-        if self.current_user is None:
-            raise web.HTTPError(403, "Missing or invalid credentials.")
-        if SYNC_SCOPE not in self.expanded_scopes:
-            raise web.HTTPError(403, f"Action is not authorized with current scopes; requires {SYNC_SCOPE}")
-
 
 class PendingNotebookHandler(_PendingHandler):
     """``POST /hub/api/openbis/pending/<name>`` ``{"folder", "fileName", "content"}``: the launch service queues one."""
 
     async def post(self, name):
-        self._require_sync_scope()
+        require_sync_scope(self)
         if self.find_user(name) is None:
             raise web.HTTPError(404, f"No user {name!r}.")
         body = self.request.body or b""
@@ -126,7 +119,7 @@ class TakePendingHandler(_PendingHandler):
         if user is None:
             raise web.HTTPError(403, "Missing or invalid credentials.")
         if getattr(user, "name", None) != name or getattr(user, "kind", "user") != "user":
-            self._require_sync_scope()
+            require_sync_scope(self)
         self.write({"notebooks": [n.model() for n in self.pending.take(name)]})
 
 

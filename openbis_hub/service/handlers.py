@@ -312,10 +312,7 @@ class ELNHandler(StreamedBodyHandler):
                 chosen = launcher.reserve_blind(user, folder, filename)
             elif not dry_run and (blind is not None or not ready):
                 # its dry run could not see the folder: the server places it, renaming on a clash
-                chosen = blind
-                if chosen is None:  # no dry run before it (or its reservation expired)
-                    chosen = launcher.reserve_blind(user, folder, filename)
-                    launcher.take_blind(user, folder, filename, chosen)
+                chosen = blind or launcher.name_for_unseen_write(user, folder, filename)
                 await launcher.hand_over(user, folder, chosen, notebook, ready=ready)
             else:
                 chosen, folder_exists = await launcher.choose_name(

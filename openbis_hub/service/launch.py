@@ -15,22 +15,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import logging
 import time
 from collections import defaultdict, deque
 
 from ..errors import HubAPIError, OpenBISHubError, Unauthorized
+from ..openbis import token_key
 from . import contents
 from .hub import HubAPI, NotStarting
 from .paths import numbered
 
 log = logging.getLogger("openbis_hub.service")
-
-
-def token_key(token: str) -> str:
-    """A key to remember a token by without keeping the token itself."""
-    return hashlib.sha256(token.encode()).hexdigest()
 
 
 class TooManyRefusals(OpenBISHubError):
@@ -94,16 +89,15 @@ class Launcher:
         self.token_memory_seconds = token_memory_seconds
         self.refused = refused or RefusedTokens()
         self._locks: dict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
-        # names handed out by dry runs, so that the write after a dry run
-        # gets the same name and two dry runs at once get different ones
-        self._reserved: dict[tuple[str, str, str], deque[tuple[str, float]]] = defaultdict(deque)
+        # names handed out by dry runs, so that the write after a dry run gets the same
+        # name and two dry runs at once get different ones: (name, until, blind), where
+        # blind means the dry run could not see the folder (the server was not running):
+        # the server then places the notebook itself, renaming on a clash
+        self._reserved: dict[tuple[str, str, str], deque[tuple[str, float, bool]]] = defaultdict(deque)
         # tokens the hub accepted lately: key -> (hub user, until)
         self._known: dict[str, tuple[str, float]] = {}
         # users whose auth_state changed since their running server last read it
         self._stale_servers: set[str] = set()
-        # names reserved without seeing the folder (the server was not running): the
-        # server places those notebooks itself, renaming on a clash
-        self._blind: set[tuple[str, str, str]] = set()
         self._undelivered: set[str] = set()  # handed over while the server was starting
         self._follow_ups: dict[str, asyncio.Task] = {}
 
@@ -256,25 +250,33 @@ class Launcher:
 
     def reserve_blind(self, user: str, folder: str, filename: str) -> str:
         """A dry run's name while the server is not running: free among the reservations only."""
-        name = self._free_name(user, folder, filename, set(), True)
-        self._blind.add((user, folder, name))
-        return name
+        return self._free_name(user, folder, filename, set(), True, blind=True)
 
     def take_blind(self, user: str, folder: str, filename: str, claimed: str | None) -> str | None:
         """The blind reservation a write takes, if its dry run made one; None otherwise."""
         queue = self._reserved.get((user, folder, filename))
         if not queue:
             return None
-        names = [name for name, _ in queue]
-        name = claimed if claimed in names else names[0]
-        if (user, folder, name) not in self._blind:
+        entry = next((e for e in queue if e[0] == claimed), queue[0])
+        if not entry[2]:
             return None
-        self._blind.discard((user, folder, name))
-        self._free_name(user, folder, filename, set(), False, name)  # removes the reservation
-        return name
+        return self._free_name(user, folder, filename, set(), False, entry[0])  # takes the reservation
+
+    def name_for_unseen_write(self, user: str, folder: str, filename: str) -> str:
+        """A write with no dry run of its own (or one expired) while the server is not running."""
+        name = self.reserve_blind(user, folder, filename)
+        return self.take_blind(user, folder, filename, name) or name  # overwriting: nothing is reserved
 
     def _free_name(
-        self, user: str, folder: str, filename: str, existing: set[str], dry_run: bool, claimed: str | None = None
+        self,
+        user: str,
+        folder: str,
+        filename: str,
+        existing: set[str],
+        dry_run: bool,
+        claimed: str | None = None,
+        *,
+        blind: bool = False,
     ) -> str:
         if self.overwrite:
             return filename
@@ -282,28 +284,27 @@ class Launcher:
         # expired reservations neither hold names nor memory
         for reserved_key, reserved in list(self._reserved.items()):
             while reserved and reserved[0][1] < now:
-                expired, _ = reserved.popleft()
-                self._blind.discard((reserved_key[0], reserved_key[1], expired))
+                reserved.popleft()
             if not reserved:
                 del self._reserved[reserved_key]
         key = (user, folder, filename)
         queue = self._reserved.get(key)
         if not dry_run and queue:
-            names = [name for name, _ in queue]
+            names = [name for name, _, _ in queue]
             index = names.index(claimed) if claimed in names else 0
-            name, _ = queue[index]
+            name = queue[index][0]
             del queue[index]
             if not queue:
                 del self._reserved[key]
             if name not in existing:
                 return name
         taken = existing | {
-            name for (u, f, _), q in self._reserved.items() if (u, f) == (user, folder) for name, _ in q
+            name for (u, f, _), q in self._reserved.items() if (u, f) == (user, folder) for name, _, _ in q
         }
         n = 1
         while numbered(filename, n) in taken:
             n += 1
         chosen = numbered(filename, n)
         if dry_run:
-            self._reserved[key].append((chosen, now + self.reservation_seconds))
+            self._reserved[key].append((chosen, now + self.reservation_seconds, blind))
         return chosen

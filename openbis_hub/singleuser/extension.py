@@ -198,10 +198,10 @@ class OpenBISHub(LoggingConfigurable):
         )
         if self._hub_api():
             # before the server serves: the notebooks the ELN posted while it was starting
-            self.place_pending(self._take_pending_now())
+            self.place_pending(self._pending_from(self._ask_hub_now(*self._take_pending_call())))
         if self.openbis_url and self._hub_api():
             # before the server serves: the first kernel finds its token
-            self.apply_hub_model(self._read_hub_model_now())
+            self.apply_hub_model(self._hub_model(self._ask_hub_now(*self._owner_model_call())))
         elif self.openbis_url and os.environ.get("OPENBIS_TOKEN"):
             # a server run by hand, without a hub: the token comes from the environment
             try:
@@ -256,11 +256,7 @@ class OpenBISHub(LoggingConfigurable):
         return OpenBISHubHeaders
 
     def _hub_api(self) -> tuple[str, dict, dict] | None:
-        """``(url of the owner's user model, headers, httpx client options)``, or None without a hub.
-
-        ``/users/<owner>``, not ``/user``: only the former carries auth_state
-        (JupyterHub's SelfAPIHandler leaves it empty).
-        """
+        """``(Hub API URL, headers with this server's token, httpx client options)``, or None without a hub."""
         api_url = os.environ.get("JUPYTERHUB_API_URL", "").rstrip("/")
         api_token = os.environ.get("JUPYTERHUB_API_TOKEN", "")
         if not (api_url and api_token and self.hub_user):
@@ -272,55 +268,43 @@ class OpenBISHub(LoggingConfigurable):
         if cert and key:
             options["cert"] = (cert, key)
         headers = {"Authorization": f"token {api_token}", "Accept": "application/json"}
-        return f"{api_url}/users/{quote(self.hub_user, safe='')}", headers, options
+        return api_url, headers, options
 
-    def _read_hub_model_now(self) -> dict | None:
-        """The owner's hub model, read synchronously (at start, before the server serves)."""
-        url, headers, options = self._hub_api()
+    def _owner_model_call(self) -> tuple[str, str, str]:
+        # /users/<owner>, not /user: only the former carries auth_state (JupyterHub's SelfAPIHandler leaves it empty)
+        return "GET", f"/users/{quote(self.hub_user, safe='')}", "read the openBIS token from the hub"
+
+    def _take_pending_call(self) -> tuple[str, str, str]:
+        return "POST", f"/openbis/pending/{quote(self.hub_user, safe='')}/take", "take waiting notebooks from the hub"
+
+    def _ask_hub_now(self, method: str, path: str, what: str) -> httpx.Response | None:
+        """One Hub API call, synchronously (at start, before the server serves); None if it failed."""
+        api_url, headers, options = self._hub_api()
         try:
             with httpx.Client(**options) as client:
-                return self._hub_model(client.get(url, headers=headers))
+                return client.request(method, api_url + path, headers=headers)
         except httpx.HTTPError as e:
-            self.log.warning("openbis-hub: could not read the openBIS token from the hub (%s)", type(e).__name__)
+            self.log.warning("openbis-hub: could not %s (%s)", what, type(e).__name__)
             return None
 
-    async def _read_hub_model(self) -> dict | None:
-        url, headers, options = self._hub_api()
+    async def _ask_hub(self, method: str, path: str, what: str) -> httpx.Response | None:
+        """One Hub API call; None if it failed."""
+        api_url, headers, options = self._hub_api()
         try:
             async with httpx.AsyncClient(**options) as client:
-                return self._hub_model(await client.get(url, headers=headers))
+                return await client.request(method, api_url + path, headers=headers)
         except httpx.HTTPError as e:
-            self.log.warning("openbis-hub: could not read the openBIS token from the hub (%s)", type(e).__name__)
+            self.log.warning("openbis-hub: could not %s (%s)", what, type(e).__name__)
             return None
-
-    def _pending_url(self) -> str:
-        url, _, _ = self._hub_api()
-        api_url = url.rsplit("/users/", 1)[0]
-        return f"{api_url}/openbis/pending/{quote(self.hub_user, safe='')}/take"
-
-    def _take_pending_now(self) -> list[dict]:
-        _, headers, options = self._hub_api()
-        try:
-            with httpx.Client(**options) as client:
-                return self._pending_from(client.post(self._pending_url(), headers=headers))
-        except httpx.HTTPError as e:
-            self.log.warning("openbis-hub: could not take waiting notebooks from the hub (%s)", type(e).__name__)
-            return []
 
     async def take_pending(self) -> list[dict]:
         """The notebooks the launch service handed to the hub for this server (taken: gone there)."""
         if not self._hub_api():
             return []
-        _, headers, options = self._hub_api()
-        try:
-            async with httpx.AsyncClient(**options) as client:
-                return self._pending_from(await client.post(self._pending_url(), headers=headers))
-        except httpx.HTTPError as e:
-            self.log.warning("openbis-hub: could not take waiting notebooks from the hub (%s)", type(e).__name__)
-            return []
+        return self._pending_from(await self._ask_hub(*self._take_pending_call()))
 
-    def _pending_from(self, response: httpx.Response) -> list[dict]:
-        if response.status_code == 404:
+    def _pending_from(self, response: httpx.Response | None) -> list[dict]:
+        if response is None or response.status_code == 404:
             return []  # a hub without openbis-hub's authenticator
         if response.status_code != 200:
             self.log.warning("openbis-hub: the hub answered HTTP %s for waiting notebooks", response.status_code)
@@ -349,7 +333,9 @@ class OpenBISHub(LoggingConfigurable):
             placed.append({"requested": requested, "path": path})
         return placed
 
-    def _hub_model(self, response: httpx.Response) -> dict | None:
+    def _hub_model(self, response: httpx.Response | None) -> dict | None:
+        if response is None:
+            return None
         if response.status_code != 200:
             self.log.warning("openbis-hub: the hub answered HTTP %s for this server's user", response.status_code)
             return None
@@ -393,7 +379,7 @@ class OpenBISHub(LoggingConfigurable):
         return await asyncio.shield(self._refreshing)
 
     async def _refresh(self) -> bool:
-        changed = self.apply_hub_model(await self._read_hub_model())
+        changed = self.apply_hub_model(self._hub_model(await self._ask_hub(*self._owner_model_call())))
         if changed:
             self.log.info("openbis-hub: openBIS token refreshed from the hub")
         return changed
