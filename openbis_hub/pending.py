@@ -66,7 +66,8 @@ class PendingNotebooks:
         self._queues[name].append(notebook)
         self._bytes += notebook.size
 
-    def take(self, name: str) -> list[PendingNotebook]:
+    def take(self, name: str, log=None) -> list[PendingNotebook]:
+        self._expire(log)  # a server that starts long after never gets notebooks past max_age
         taken = self._queues.pop(name, [])
         self._bytes -= sum(n.size for n in taken)
         return taken
@@ -120,7 +121,7 @@ class TakePendingHandler(_PendingHandler):
             raise web.HTTPError(403, "Missing or invalid credentials.")
         if getattr(user, "name", None) != name or getattr(user, "kind", "user") != "user":
             require_sync_scope(self)
-        self.write({"notebooks": [n.model() for n in self.pending.take(name)]})
+        self.write({"notebooks": [n.model() for n in self.pending.take(name, self.log)]})
 
 
 handlers = [

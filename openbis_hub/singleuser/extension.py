@@ -320,7 +320,8 @@ class OpenBISHub(LoggingConfigurable):
         placed = []
         for notebook in notebooks:
             folder, file_name = str(notebook.get("folder", "")), str(notebook.get("fileName", ""))
-            requested = f"{folder}/{file_name}" if folder else file_name
+            clean = "/".join(p for p in folder.split("/") if p)  # as place() reads it, so the keys match URLs
+            requested = f"{clean}/{file_name}" if clean else file_name
             try:
                 path = placement.place(self.root_dir, folder, file_name, notebook.get("content") or {})
             except (placement.PlacementError, OSError) as e:

@@ -32,7 +32,13 @@ def _safe_relative(folder: str, file_name: str) -> tuple[str, str]:
     parts = [p for p in folder.split("/") if p]
     if any(p in {".", ".."} or p.startswith(".") or "\\" in p or "\x00" in p for p in parts):
         raise PlacementError(f"unsafe folder {folder[:80]!r}")
-    if "/" in file_name or "\\" in file_name or "\x00" in file_name or not file_name.endswith(".ipynb"):
+    if (
+        "/" in file_name
+        or "\\" in file_name
+        or "\x00" in file_name
+        or file_name.startswith(".")
+        or not file_name.endswith(".ipynb")
+    ):
         raise PlacementError(f"unsafe file name {file_name[:80]!r}")
     return "/".join(parts), file_name
 
@@ -94,7 +100,8 @@ class RedirectedNotebook(Matcher):
     def match(self, request):
         path = url_unescape(request.path, plus=False)
         for route in self.ROUTES:
-            prefix = self.base_url + route
+            # the request path is decoded: so must be the base URL (JupyterHub escapes user names in it)
+            prefix = url_unescape(self.base_url + route, plus=False)
             if path.startswith(prefix) and path[len(prefix) :] in self.redirects:
                 return {"path_args": [route, path[len(prefix) :]], "path_kwargs": {}}
         return None
