@@ -53,7 +53,7 @@ def _default(trait) -> str:
 def configurables():
     from openbis_hub.auth import OpenBISAuthenticator
     from openbis_hub.service import OpenBISService
-    from openbis_hub.singleuser.extension import OpenBISHub
+    from openbis_hub_singleuser.extension import OpenBISHub
 
     return [
         (

@@ -4,7 +4,7 @@ Three kinds of secret travel through the hub, the launch service, the single-use
 servers and configurable-http-proxy, and any of them may end up in a log line:
 
 * openBIS session tokens, ``<userId>-<yyMMddHHmmssSSS>x<32 hex>`` (real openBIS and
-  the stand-in in :mod:`openbis_hub.standin.store` use the same form);
+  the stand-in in :mod:`openbis_hub_dev.standin.store` use the same form);
 * openBIS personal access tokens, ``$pat-`` followed by the same form;
 * JupyterHub API tokens, 32+ hex characters, normally in ``Authorization`` headers.
 

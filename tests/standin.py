@@ -109,7 +109,7 @@ def start_standin(
     cmd = [
         sys.executable,
         "-m",
-        "openbis_hub.standin",
+        "openbis_hub_dev.standin",
         "--port",
         str(port),
         "--host",

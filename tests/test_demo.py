@@ -373,7 +373,7 @@ def test_page_template_is_the_service_template(tmp_path):
         script = tmp_path / "render.js"
         script.write_text(
             "global.window = {};\n"
-            + (REPO / "openbis_hub/standin/eln/jupyter.js").read_text()
+            + (REPO / "dev/openbis_hub_dev/standin/eln/jupyter.js").read_text()
             + f"\nprocess.stdout.write(JSON.stringify(window.JupyterUtil.createJupyterNotebookContent("
             f"{json.dumps(datasets)}, {json.dumps(owner)}, \"it's.ipynb\", 'hid-1')));\n"
         )

@@ -111,7 +111,7 @@ class Stack:
         self.standin = start_standin(tmp / "standin", host=self.gateway, extra_args=["--tls-host", self.gateway])
         certs = tmp / "certs"
         certs.mkdir()
-        from openbis_hub.standin.tls import ensure_tls
+        from openbis_hub_dev.standin.tls import ensure_tls
 
         hub_tls = ensure_tls(tmp / "hub-tls", hosts=["127.0.0.1", "localhost", "hub"])
         shutil.copy(hub_tls.cert_file, certs / "hub.crt")

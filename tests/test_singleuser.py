@@ -27,7 +27,7 @@ import httpx
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from openbis_hub.singleuser.template import defaults_from_notebook  # noqa: E402
+from openbis_hub_singleuser.template import defaults_from_notebook  # noqa: E402
 
 from hub import free_port  # noqa: E402
 from standin import start_standin  # noqa: E402
@@ -210,7 +210,7 @@ def launch_server(base: Path, env: dict, home: Path, root: Path, token: str, ext
         sys.executable, "-m", "jupyter_server",
         "--allow-root", "--no-browser", "--ip=127.0.0.1", f"--port={port}",
         f"--ServerApp.token={SERVER_TOKEN}", f"--ServerApp.root_dir={root}",
-        "--ServerApp.jpserver_extensions={'openbis_hub.singleuser': True}",
+        "--ServerApp.jpserver_extensions={'openbis_hub_singleuser': True}",
         "--OpenBISHub.token_refresh_interval=0.5",
         *extra_args,
     ]  # fmt: skip
@@ -565,9 +565,9 @@ def test_save_errors(server, standin, parents):
 
 
 def test_helpers():
-    from openbis_hub.singleuser.extension import merge_csp
-    from openbis_hub.singleuser.registration import SaveError, classify, scrub
-    from openbis_hub.singleuser.tokens import token_path
+    from openbis_hub_singleuser.extension import merge_csp
+    from openbis_hub_singleuser.registration import SaveError, classify, scrub
+    from openbis_hub_singleuser.tokens import token_path
 
     assert merge_csp("frame-ancestors 'none'; default-src 'none'", "frame-ancestors 'self' https://a") == (
         "frame-ancestors 'self' https://a; default-src 'none'"
@@ -583,7 +583,7 @@ def test_helpers():
     assert isinstance(classify(RuntimeError("boom")), SaveError)
 
     # property codes differ between openBIS versions: use the ones the type has
-    from openbis_hub.singleuser.registration import missing_mandatory, property_codes
+    from openbis_hub_singleuser.registration import missing_mandatory, property_codes
 
     old_eln = [{"code": "NAME", "mandatory": True}, {"code": "NOTES", "mandatory": False},
                {"code": "HISTORY_ID", "mandatory": False}]  # fmt: skip

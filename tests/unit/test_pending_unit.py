@@ -19,7 +19,7 @@ from tornado.httputil import HTTPHeaders, HTTPServerRequest, RequestStartLine
 
 from openbis_hub import pending
 from openbis_hub.pending import PendingNotebook, PendingNotebooks
-from openbis_hub.singleuser.placement import (
+from openbis_hub_singleuser.placement import (
     MAX_NAME_BYTES,
     PlacementError,
     RedirectedNotebook,

@@ -9,7 +9,7 @@ from tornado import web
 from tornado.httputil import HTTPHeaders, HTTPServerRequest, RequestStartLine
 
 from openbis_hub.pending import PendingNotebook, PendingNotebooks
-from openbis_hub.singleuser.placement import PlacementError, RedirectedNotebook, place
+from openbis_hub_singleuser.placement import PlacementError, RedirectedNotebook, place
 
 
 def nb(source="x", file_name="n.ipynb"):

@@ -15,7 +15,7 @@ from urllib.parse import quote
 import pytest
 
 from openbis_hub.redact import SECRET, RedactingFilter, install, redact
-from openbis_hub.standin.store import new_pat_hash, new_session_token
+from openbis_hub_dev.standin.store import new_pat_hash, new_session_token
 
 # real openBIS format, and what the stand-in issues (same format, for several kinds of user id)
 SESSION = "alice-260101120000123xA1B2C3D4E5F60718293A4B5C6D7E8F90"

@@ -34,8 +34,8 @@ from pathlib import Path
 
 ELN_DIR = Path(__file__).resolve().parent / "standin" / "eln"
 ELN_PATH = "/openbis/webapp/eln/"
-from .openbis import AS_V3_PATH as AS_PATH  # noqa: E402
-from .urls import check_openbis_url  # noqa: E402
+from openbis_hub.openbis import AS_V3_PATH as AS_PATH  # noqa: E402
+from openbis_hub.urls import check_openbis_url  # noqa: E402
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -99,7 +99,7 @@ def find_hub_config() -> Path | None:
     candidates = []
     if os.environ.get("OPENBIS_HUB_CONFIG"):
         candidates.append(Path(os.environ["OPENBIS_HUB_CONFIG"]))
-    candidates.append(Path(__file__).resolve().parent.parent / "jupyterhub_config.py")
+    candidates.append(Path(__file__).resolve().parents[2] / "jupyterhub_config.py")
     candidates.append(Path(sys.prefix) / "share" / "openbis-hub" / "jupyterhub_config.py")
     return next((c for c in candidates if c.is_file()), None)
 
@@ -292,7 +292,7 @@ async def run(args: argparse.Namespace) -> int:
 
     # the terminal shows progress and problems, not every request
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    for name in ("openbis_hub.standin.access", "tornado.access"):
+    for name in ("openbis_hub_dev.standin.access", "tornado.access"):
         logging.getLogger(name).setLevel(logging.ERROR)
 
     config = find_hub_config()

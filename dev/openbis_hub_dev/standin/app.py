@@ -24,10 +24,10 @@ from .api import Api, MethodNotFound
 from .dto import jackson
 from .store import INVALID_SESSION, OpenbisError, Store
 
-log = logging.getLogger("openbis_hub.standin")
-access_log = logging.getLogger("openbis_hub.standin.access")
+log = logging.getLogger("openbis_hub_dev.standin")
+access_log = logging.getLogger("openbis_hub_dev.standin.access")
 
-from ..openbis import AS_V3_PATH as AS_PATH  # noqa: E402  (the one place the path is written)
+from openbis_hub.openbis import AS_V3_PATH as AS_PATH  # noqa: E402  (the one place the path is written)
 
 DSS_PATH = "/datastore_server/rmi-data-store-server-v3.json"
 CHUNK_SIZE = 1024 * 1024
@@ -415,7 +415,7 @@ def make_app(store: Store, extra_handlers=None, public_url: str | None = None, *
 
 
 def default_eln_handlers() -> list:
-    """Serve ``openbis_hub/standin/eln/`` at ``/openbis/webapp/eln/`` if it exists."""
+    """Serve ``dev/openbis_hub_dev/standin/eln/`` at ``/openbis/webapp/eln/`` if it exists."""
     eln = Path(__file__).parent / "eln"
     if not eln.is_dir():
         return []

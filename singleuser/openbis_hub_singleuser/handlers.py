@@ -19,7 +19,7 @@ from jupyter_server.auth.decorator import authorized
 from jupyter_server.base.handlers import APIHandler
 from tornado import web
 
-from ..errors import InvalidToken, OpenBISError, OpenBISHubError
+from openbis_hub.errors import InvalidToken, OpenBISError, OpenBISHubError
 from . import registration
 from .registration import SaveError, expired_token_error
 from .template import defaults_from_notebook, normalize_owner

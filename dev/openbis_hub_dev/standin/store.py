@@ -2,7 +2,7 @@
 tokens, entities (spaces, projects, collections, objects, datasets) and their files.
 
 Everything here is plain Python; the wire format (Jackson-style DTOs) is produced by
-:mod:`openbis_hub.standin.dto`.  Not part of openBIS: a test double that imitates it.
+:mod:`openbis_hub_dev.standin.dto`.  Not part of openBIS: a test double that imitates it.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-log = logging.getLogger("openbis_hub.standin")
+log = logging.getLogger("openbis_hub_dev.standin")
 
 INVALID_SESSION = "ch.systemsx.cisd.common.exceptions.InvalidSessionException"
 USER_FAILURE = "ch.systemsx.cisd.common.exceptions.UserFailureException"

@@ -7,13 +7,13 @@ not openBIS.  Endpoints under ``/standin/`` are test controls and do not exist i
 
 Programmatic use::
 
-    from openbis_hub.standin import StandIn
+    from openbis_hub_dev.standin import StandIn
     s = StandIn(state_dir=tmp)        # https + self-signed CA (s.ca_file) by default
     url = await s.start()
     ...
     await s.stop()
 
-CLI: ``python -m openbis_hub.standin --port 0 --state-dir DIR [--http]``.
+CLI: ``python -m openbis_hub_dev.standin --port 0 --state-dir DIR [--http]``.
 """
 
 from .app import AS_PATH, DSS_PATH, StandIn, make_app, serve

@@ -1,4 +1,4 @@
-"""``python -m openbis_hub.standin --port 0 --host 127.0.0.1 --state-dir DIR [--http]``
+"""``python -m openbis_hub_dev.standin --port 0 --host 127.0.0.1 --state-dir DIR [--http]``
 
 Prints exactly one line when ready:
 ``openBIS stand-in ready at <url> (CA: <path-to-ca.pem>)`` (CA is ``none`` with --http).
@@ -15,7 +15,7 @@ import sys
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(
-        prog="python -m openbis_hub.standin", description="openBIS stand-in (test double, not openBIS)"
+        prog="python -m openbis_hub_dev.standin", description="openBIS stand-in (test double, not openBIS)"
     )
     p.add_argument("--port", type=int, default=0, help="0 = pick a free port")
     p.add_argument("--host", default="127.0.0.1")

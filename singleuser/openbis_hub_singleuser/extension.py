@@ -13,7 +13,7 @@ from tornado.web import OutputTransform, RequestHandler
 from traitlets import Bool, Float, List, Unicode, default, validate
 from traitlets.config import LoggingConfigurable
 
-from ..urls import origin_of
+from openbis_hub.urls import origin_of
 from . import placement, tokens
 
 DEFAULT_LINK_TEMPLATE = (
@@ -161,7 +161,7 @@ class OpenBISHub(LoggingConfigurable):
 
     def openbis_client(self):
         if self._client is None:
-            from ..openbis import OpenBISClient
+            from openbis_hub.openbis import OpenBISClient
 
             self._client = OpenBISClient(url=self.openbis_url, ca_bundle=self.verify_ca, timeout=self.openbis_timeout)
         return self._client

@@ -14,9 +14,9 @@ import re
 
 from tornado import web
 
-from ..errors import OpenBISHubError
+from openbis_hub.errors import OpenBISHubError
 
-log = logging.getLogger("openbis_hub.singleuser")
+log = logging.getLogger("openbis_hub_singleuser")
 
 # which property code holds which field, newest openBIS first is irrelevant:
 # the first code the dataset type actually has wins

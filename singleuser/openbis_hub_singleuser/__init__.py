@@ -18,7 +18,7 @@ __all__ = ["OpenBISHub", "load_jupyter_server_extension"]
 
 
 def _jupyter_server_extension_points():
-    return [{"module": "openbis_hub.singleuser"}]
+    return [{"module": "openbis_hub_singleuser"}]
 
 
 def _jupyter_labextension_paths():
@@ -26,7 +26,7 @@ def _jupyter_labextension_paths():
 
 
 def _load_jupyter_server_extension(serverapp):
-    from .. import redact
+    from openbis_hub import redact
     from . import handlers
 
     redact.install(serverapp.log)  # no token in this server's log, whoever logs it
