@@ -25,6 +25,7 @@ def _md(text: str) -> str:
     """reStructuredText bits of help strings -> Markdown."""
     text = inspect.cleandoc(text or "")
     text = re.sub(r"``([^`]+)``", r"`\1`", text)
+    text = re.sub(r":\w+:`~?\.?([^`]+)`", r"`\1`", text)  # :func:`x`, :class:`~.y`
     text = re.sub(
         r"^\.\. version(added|changed):: *(\S+)",
         lambda m: f"*{'New' if m.group(1) == 'added' else 'Changed'} in {m.group(2)}.*",
@@ -42,12 +43,29 @@ def _type_name(trait) -> str:
     return name
 
 
-def _default(trait) -> str:
+def _default(cls, name: str, trait) -> str:
+    if name in getattr(cls, "_trait_default_generators", {}):
+        return "computed, as its text says"  # a @default method
     try:
-        value = trait.default_value_repr()
-    except Exception:  # dynamic defaults
-        value = "(computed)"
-    return value
+        return f"`{trait.default_value_repr()}`"
+    except Exception:
+        return "computed, as its text says"
+
+
+def settings_section() -> str:
+    """The deployment's settings: one environment variable each (openbis_hub.deployment.settings)."""
+    from openbis_hub.deployment import Settings
+
+    out = [
+        "\n## Deployment settings (environment variables)\n\n",
+        _md(inspect.getdoc(__import__("openbis_hub.deployment.settings", fromlist=["x"]))) + "\n\n",
+        "| variable | type | default | meaning |\n|---|---|---|---|\n",
+    ]
+    for name, var in sorted(Settings.environment_names().items(), key=lambda item: item[1]):
+        trait = Settings.class_traits()[name]
+        default = _default(Settings, name, trait).replace("computed, as its text says", "see meaning")
+        out.append(f"| `{var}` | {_type_name(trait)} | {_cell(default)} | {_cell(_md(trait.help))} |\n")
+    return "".join(out)
 
 
 def configurables():
@@ -59,17 +77,18 @@ def configurables():
         (
             OpenBISAuthenticator,
             "JupyterHub's authenticator (`jupyterhub_config.py`)",
-            "Set in `jupyterhub_config.py` as `c.OpenBISAuthenticator.<name>`. The project's "
-            "`jupyterhub_config.py` fills the important ones from environment variables "
-            "(`OPENBIS_URL`, `OPENBIS_CA_BUNDLE`, `OPENBIS_HUB_CREATE_PAT`, ...). JupyterHub's own "
-            "`Authenticator` settings (`allowed_users`, `admin_users`, `blocked_users`, ...) apply too.",
+            "Set in `jupyterhub_config.py` as `c.OpenBISAuthenticator.<name>`. The deployment "
+            "settings above fill the important ones (`OPENBIS_URL`, `OPENBIS_CA_BUNDLE`, "
+            "`OPENBIS_HUB_CREATE_PAT`, ...). JupyterHub's own `Authenticator` settings "
+            "(`allowed_users`, `admin_users`, `blocked_users`, ...) apply too.",
         ),
         (
             OpenBISService,
             "The launch service (`/services/openbis/`)",
-            "The hub starts the service (`python -m openbis_hub.service`) and passes these as "
-            "environment variables; each help string names its variable. A config file given with "
-            "`--config` may set `c.OpenBISService.<name>`.",
+            "The hub starts the service (`python -m openbis_hub.service`) and passes it its config, "
+            "built from the deployment settings, as JSON in `$OPENBIS_HUB_SERVICE_CONFIG`; the "
+            "command line (`--OpenBISService.<name>=...`) wins over it. The Hub API address, token "
+            "and prefix come from JupyterHub's own `JUPYTERHUB_*` variables.",
         ),
         (
             OpenBISHub,
@@ -84,10 +103,11 @@ def configuration_page() -> str:
     out = [
         HEADER,
         "# Configuration reference\n\n",
-        "Every setting of the three configurable parts, generated from their help strings.\n",
-        "The project's `jupyterhub_config.py` maps environment variables onto these settings; "
-        "they are listed [at the end](#environment-variables-of-jupyterhub_configpy), and the "
-        "[deployment guide](../deploy.md) shows them in use.\n",
+        "Every setting, generated from the code's help strings. A site sets the deployment "
+        "settings (environment variables, first section); `openbis_hub.deployment` turns them into "
+        "the settings of the three configurable parts below. The [deployment guide](../deploy.md) "
+        "shows them in use.\n",
+        settings_section(),
     ]
     for cls, title, intro in configurables():
         out.append(f"\n## {title}\n\n")
@@ -98,29 +118,9 @@ def configuration_page() -> str:
         out.append(intro + "\n")
         for name, trait in sorted(cls.class_own_traits(config=True).items()):
             out.append(f"\n### `{cls.__name__}.{name}`\n\n")
-            out.append(f"*{_type_name(trait)}*, default `{_default(trait)}`\n\n")
+            out.append(f"*{_type_name(trait)}*, default {_default(cls, name, trait)}\n\n")
             out.append((_md(trait.help) or "(no help string)") + "\n")
-    env_doc = _hub_config_docstring()
-    if env_doc:
-        out.append("\n## Environment variables of `jupyterhub_config.py`\n\n")
-        out.append(
-            "From the docstring of the project's `jupyterhub_config.py`, which the docker compose "
-            "deployment, `openbis-hub demo` and the tests all use:\n\n"
-        )
-        out.append("```text\n" + env_doc + "\n```\n")
     return "".join(out)
-
-
-def _hub_config_docstring() -> str:
-    import ast
-
-    path = DOCS.parent / "jupyterhub_config.py"
-    if not path.exists():
-        return ""
-    doc = ast.get_docstring(ast.parse(path.read_text())) or ""
-    # the variables start after the introduction's blank line
-    parts = doc.split("\n\n", 2)
-    return parts[-1].strip() if len(parts) > 1 else doc.strip()
 
 
 def _schema(schema: dict) -> str:

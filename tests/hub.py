@@ -36,6 +36,8 @@ class RunningHub:
         ca_file: str | None,
         extra_env: dict | None = None,
         extra_config: str = "",
+        python: str = sys.executable,
+        base_config: Path = REPO / "jupyterhub_config.py",
     ):
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -45,7 +47,7 @@ class RunningHub:
         self.log_path = self.workdir / "hub.log"
         config = self.workdir / "test_config.py"
         config.write_text(
-            f"load_subconfig({str(REPO / 'jupyterhub_config.py')!r})\n"
+            f"load_subconfig({str(base_config)!r})\n"
             "c.JupyterHub.services.append({'name': 'test-admin', 'api_token': %r})\n"
             "c.JupyterHub.load_roles.append({'name': 'test-admin', 'scopes': ['admin:users', 'admin:servers',"
             " 'access:servers', 'tokens', 'admin:auth_state'], 'services': ['test-admin']})\n"
@@ -65,16 +67,17 @@ class RunningHub:
             "OPENBIS_HUB_PROXY_API_PORT": str(free_port()),
             "OPENBIS_HUB_SERVICE_PORT": str(free_port()),
             "OPENBIS_HUB_SPAWN_TIMEOUT": "120",
-            "PATH": os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""),
+            "PATH": os.path.dirname(python) + os.pathsep + os.environ.get("PATH", ""),
             **(extra_env or {}),
         }
+        self.python = python
         self.config = config
         self.process: subprocess.Popen | None = None
 
     def start(self, timeout: float = 90) -> RunningHub:
         self._log = open(self.log_path, "ab")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "jupyterhub", "-f", str(self.config)],
+            [self.python, "-m", "jupyterhub", "-f", str(self.config)],
             cwd=self.workdir,
             env=self.env,
             stdout=self._log,

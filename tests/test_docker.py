@@ -29,7 +29,7 @@ from urllib.parse import quote
 import httpx
 import pytest
 
-from openbis_hub.spawners import container_name, volume_name
+from openbis_hub.deployment.docker import container_name, volume_name
 
 from conftest import ISSUED_TOKENS
 from hub import free_port

@@ -11,7 +11,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 
-pytest.importorskip("mkdocs", reason="mkdocs is in the test extra: pip install -e '.[test]'")
+pytest.importorskip("mkdocs", reason="mkdocs is in the test extra: pip install -e './dev[test]'")
 
 
 def test_mkdocs_build_strict(tmp_path):

@@ -93,21 +93,21 @@ def port_is_free(port: int, ip: str = "127.0.0.1") -> bool:
     return True
 
 
-def find_hub_config() -> Path | None:
-    """The project's ``jupyterhub_config.py``: $OPENBIS_HUB_CONFIG, the source
-    checkout next to this package, or a copy installed under ``share/openbis-hub``."""
-    candidates = []
-    if os.environ.get("OPENBIS_HUB_CONFIG"):
-        candidates.append(Path(os.environ["OPENBIS_HUB_CONFIG"]))
-    candidates.append(Path(__file__).resolve().parents[2] / "jupyterhub_config.py")
-    candidates.append(Path(sys.prefix) / "share" / "openbis-hub" / "jupyterhub_config.py")
-    return next((c for c in candidates if c.is_file()), None)
+HUB_CONFIG = """\
+# written by `openbis-hub demo`: the hub's configuration comes from the environment
+from openbis_hub.deployment import configure_from_environment
+
+configure_from_environment(get_config())  # noqa: F821
+"""
 
 
-def find_proxy(config: Path) -> str | None:
-    local = config.parent / "node_modules" / ".bin" / "configurable-http-proxy"
-    if local.exists():
-        return str(local)
+def find_proxy() -> str | None:
+    """``configurable-http-proxy``: an ``npm install`` in the current folder or in this
+    source checkout, else the one on ``PATH``."""
+    for folder in (Path.cwd(), Path(__file__).resolve().parents[2]):
+        local = folder / "node_modules" / ".bin" / "configurable-http-proxy"
+        if local.exists():
+            return str(local)
     return shutil.which("configurable-http-proxy")
 
 
@@ -295,17 +295,11 @@ async def run(args: argparse.Namespace) -> int:
     for name in ("openbis_hub_dev.standin.access", "tornado.access"):
         logging.getLogger(name).setLevel(logging.ERROR)
 
-    config = find_hub_config()
-    if config is None:
+    proxy = find_proxy()
+    if not proxy:
         say(
-            "openbis-hub demo: jupyterhub_config.py not found; run the demo from a source checkout "
-            "(pip install -e .) or set OPENBIS_HUB_CONFIG to the file."
-        )
-        return 2
-    if not find_proxy(config):
-        say(
-            "openbis-hub demo: configurable-http-proxy not found; run `npm install` in "
-            f"{config.parent} (or install it on your PATH)."
+            "openbis-hub demo: configurable-http-proxy not found; run `npm install` in the "
+            "openbis-hub folder (or install it on your PATH)."
         )
         return 2
     if not port_is_free(args.port, args.ip):
@@ -377,10 +371,13 @@ async def run(args: argparse.Namespace) -> int:
             "OPENBIS_HUB_PROXY_API_PORT": str(free_port(args.ip)),
             "OPENBIS_HUB_SERVICE_PORT": str(free_port(args.ip)),
             "OPENBIS_HUB_ELN_ORIGINS": " ".join(origins),
+            "OPENBIS_HUB_PROXY_COMMAND": proxy,
             # the servers' python (and jupyterhub-singleuser) come from this environment
             "PATH": os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""),
         }
         (state / "hub").mkdir(parents=True, exist_ok=True)
+        config = state / "hub" / "jupyterhub_config.py"
+        config.write_text(HUB_CONFIG)
         hub = Hub(config, env, state / "hub.log", args.verbose)
         hub.start()
         up = await wait_for_hub(hub, hub_url, stop)

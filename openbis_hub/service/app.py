@@ -8,6 +8,7 @@ their server runs, and writes the notebook through the contents API.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import signal
@@ -15,7 +16,7 @@ from urllib.parse import urlsplit
 
 from tornado import httpserver, web
 from traitlets import Bool, Float, Integer, List, Unicode, default
-from traitlets.config import Application
+from traitlets.config import Application, Config
 
 from .. import redact
 from .._version import __version__
@@ -23,6 +24,9 @@ from ..urls import origin_of
 from . import handlers
 from .hub import HubAPI
 from .launch import Launcher, RefusedTokens
+
+CONFIG_ENV = "OPENBIS_HUB_SERVICE_CONFIG"
+"""The environment variable that carries this service's config (JSON) from the hub's deployment settings."""
 
 
 class OpenBISService(Application):
@@ -49,22 +53,15 @@ class OpenBISService(Application):
         config=True,
         help="""
         URL of the openBIS server, whose origin is the default of
-        ``eln_origins``.  Tokens are checked by the hub, not here.  Defaults to $OPENBIS_URL.
+        ``eln_origins``.  Tokens are checked by the hub, not here.
         """,
     )
 
-    @default("openbis_url")
-    def _openbis_url_default(self):
-        return os.environ.get("OPENBIS_URL", "")
-
     openbis_timeout = Float(
+        10,
         config=True,
-        help="Seconds to wait for openBIS before answering 502. Env: $OPENBIS_HUB_OPENBIS_TIMEOUT, default 10.",
+        help="Seconds the hub waits for openBIS; this service allows its Hub API calls 20 seconds more.",
     )
-
-    @default("openbis_timeout")
-    def _openbis_timeout_default(self):
-        return float(os.environ.get("OPENBIS_HUB_OPENBIS_TIMEOUT", 10))
 
     token_memory_seconds = Float(
         60,
@@ -112,15 +109,9 @@ class OpenBISService(Application):
         proxy, that proxy's address.  The client is the right-most address
         that is not one of them; from any other peer the headers are
         ignored, so a client cannot pose as another address to escape
-        ``refused_token_limit``.  Default: loopback plus
-        $OPENBIS_HUB_TRUSTED_PROXIES (space or comma separated).
+        ``refused_token_limit``.  Loopback is always trusted; this adds to it.
         """,
     )
-
-    @default("trusted_proxies")
-    def _trusted_proxies_default(self):
-        extra = os.environ.get("OPENBIS_HUB_TRUSTED_PROXIES", "").replace(",", " ").split()
-        return ["127.0.0.1", "::1", *extra]
 
     body_timeout = Float(
         60,
@@ -133,75 +124,58 @@ class OpenBISService(Application):
         config=True,
         help="""
         Origins (``https://host[:port]``) of the openBIS ELN pages allowed to
-        call this service from a browser (CORS).  Defaults to
-        $OPENBIS_HUB_ELN_ORIGINS (space or comma separated), else the origin
-        of the openBIS URL.
+        call this service from a browser (CORS); any other ``Origin`` gets
+        403 before any work.  Default: the origin of ``openbis_url``.
         """,
     )
 
     @default("eln_origins")
     def _eln_origins_default(self):
-        configured = os.environ.get("OPENBIS_HUB_ELN_ORIGINS", "").replace(",", " ").split()
-        return configured or [o for o in [origin_of(self.openbis_url)] if o]
+        return [o for o in [origin_of(self.openbis_url)] if o]
 
     max_body_size = Integer(
         16 * 1024 * 1024,
         config=True,
-        help="Largest notebook accepted, in bytes; larger bodies are answered 413. Env: $OPENBIS_HUB_MAX_BODY_SIZE.",
+        help="Largest notebook accepted, in bytes; larger bodies are answered 413.",
     )
 
-    @default("max_body_size")
-    def _max_body_size_default(self):
-        return int(os.environ.get("OPENBIS_HUB_MAX_BODY_SIZE", 16 * 1024 * 1024))
-
     overwrite = Bool(
+        False,
         config=True,
         help="""
         True: a notebook written under an existing name replaces the file
         (as the old ELN-Jupyter webservice did).  Default False: the new
         notebook gets a free name (``name 2.ipynb``, ...) and nothing is
-        ever overwritten.  Env: $OPENBIS_HUB_OVERWRITE.
+        ever overwritten.
         """,
     )
 
-    @default("overwrite")
-    def _overwrite_default(self):
-        return os.environ.get("OPENBIS_HUB_OVERWRITE", "false").strip().lower() in {"1", "true", "yes"}
-
     spawn_timeout = Float(
+        120,
         config=True,
-        help="Seconds to wait for a user's server to start before answering 504. Env: $OPENBIS_HUB_SPAWN_TIMEOUT.",
+        help="""
+        Seconds to wait for a user's server to start before answering 504
+        (the deployment sets the hub's ``Spawner.start_timeout`` from the same
+        setting).
+        """,
     )
-
-    @default("spawn_timeout")
-    def _spawn_timeout_default(self):
-        return float(os.environ.get("OPENBIS_HUB_SPAWN_TIMEOUT", 120))
 
     public_url = Unicode(
         config=True,
         help="""
         Public URL of the hub (``https://hub.example.org``), used in the
-        ``link`` of answers.  Empty: taken from the request.  Env:
-        $OPENBIS_HUB_PUBLIC_URL.
+        ``link`` of answers.  Empty: taken from the request.
         """,
     )
 
-    @default("public_url")
-    def _public_url_default(self):
-        return os.environ.get("OPENBIS_HUB_PUBLIC_URL", "")
-
     proxy_url = Unicode(
+        "http://127.0.0.1:8000",
         config=True,
         help="""
         Where this service reaches ``/user/<name>/`` (the hub's proxy, seen
-        from the service).  Env: $OPENBIS_HUB_PROXY_URL, default
-        http://127.0.0.1:8000.
+        from the service).
         """,
     )
-
-    @default("proxy_url")
-    def _proxy_url_default(self):
-        return os.environ.get("OPENBIS_HUB_PROXY_URL", "http://127.0.0.1:8000")
 
     hub_api_url = Unicode(config=True, help="The Hub API URL. Defaults to $JUPYTERHUB_API_URL (set by the hub).")
 
@@ -228,6 +202,13 @@ class OpenBISService(Application):
         return urlsplit(os.environ.get("JUPYTERHUB_SERVICE_URL", "http://127.0.0.1:10101")).port or 10101
 
     ip = Unicode("127.0.0.1", config=True, help="Address to listen on (the proxy forwards to it).")
+
+    def initialize(self, argv=None):
+        """Config from the hub (``$OPENBIS_HUB_SERVICE_CONFIG``, set by
+        :func:`openbis_hub.deployment.hub.service`), then the command line."""
+        if os.environ.get(CONFIG_ENV):
+            self.update_config(Config(json.loads(os.environ[CONFIG_ENV])))
+        super().initialize(argv)
 
     def make_app(self, transport=None) -> web.Application:
         """The tornado application; ``transport`` (an httpx transport) replaces the network in tests."""
@@ -259,7 +240,7 @@ class OpenBISService(Application):
             routes,
             launcher=launcher,
             eln_origins=set(self.eln_origins),
-            trusted_proxies=set(self.trusted_proxies),
+            trusted_proxies={"127.0.0.1", "::1", *self.trusted_proxies},
             max_body_size=self.max_body_size,
             public_url=self.public_url,
             service_prefix=self.service_prefix,
@@ -281,7 +262,7 @@ class OpenBISService(Application):
 
     async def serve(self) -> None:
         if not self.openbis_url:
-            self.log.critical("OPENBIS_URL is not set: the service cannot check tokens.")
+            self.log.critical("OpenBISService.openbis_url is not set (the deployment sets it from OPENBIS_URL).")
             raise SystemExit(1)
         server = self.make_server(self.make_app())
         server.listen(self.port, self.ip)

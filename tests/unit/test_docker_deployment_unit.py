@@ -12,8 +12,9 @@ import requests
 from traitlets.config import Config
 
 import docker
-from openbis_hub import spawners
-from openbis_hub.spawners import (
+from openbis_hub.deployment import Settings
+from openbis_hub.deployment import docker as spawners
+from openbis_hub.deployment.docker import (
     CONTAINER_CA_PATH,
     OpenBISDockerSpawner,
     OpenBISSwarmSpawner,
@@ -36,7 +37,6 @@ ENV_KEYS = [
     "OPENBIS_HUB_HUB_CONNECT_IP",
     "OPENBIS_CA_BUNDLE",
     "OPENBIS_HUB_CA_BUNDLE_HOST",
-    "OPENBIS_HUB_START_TIMEOUT",
 ]
 
 
@@ -49,8 +49,7 @@ def env(monkeypatch):
 
 def configured(swarm=False, **environ) -> Config:
     c = Config()
-    with mock.patch.dict("os.environ", environ):
-        configure_docker_spawner(c, swarm=swarm, check=False)
+    configure_docker_spawner(c, Settings.from_environ(environ), swarm=swarm, check=False)
     return c
 
 
@@ -139,7 +138,6 @@ def test_defaults(env):
     assert sp.notebook_dir == "/home/jovyan/work"
     assert not sp.mem_limit
     assert not sp.cpu_limit
-    assert sp.start_timeout == 120
 
 
 def test_limits_image_network(env):
@@ -149,7 +147,6 @@ def test_limits_image_network(env):
         OPENBIS_HUB_MEM_LIMIT="2G",
         OPENBIS_HUB_CPU_LIMIT="1.5",
         OPENBIS_HUB_PULL_POLICY="ifnotpresent",
-        OPENBIS_HUB_START_TIMEOUT="300",
     )
     sp = make_spawner(c, "alice")
     assert sp.image == "registry.example.org/nb:1.2"
@@ -157,7 +154,6 @@ def test_limits_image_network(env):
     assert sp.mem_limit == 2 * 1024**3
     assert sp.cpu_limit == 1.5
     assert sp.pull_policy == "ifnotpresent"
-    assert sp.start_timeout == 300
 
 
 def test_ca_bundle_mounted_read_only(env, tmp_path):
@@ -173,8 +169,8 @@ def test_ca_bundle_mounted_read_only(env, tmp_path):
 def test_ca_bundle_keeps_the_hubs_spawner_environment(env):
     c = Config()
     c.Spawner.environment = {"OPENBIS_HUB_FRAME_ANCESTORS": "https://openbis.example.org"}
-    with mock.patch.dict("os.environ", {"OPENBIS_CA_BUNDLE": "/c/ca.pem", "OPENBIS_HUB_CA_BUNDLE_HOST": "/h/ca.pem"}):
-        configure_docker_spawner(c, check=False)
+    settings = Settings(openbis_ca_bundle="/c/ca.pem", ca_bundle_host="/h/ca.pem")
+    configure_docker_spawner(c, settings, check=False)
     sp = make_spawner(c, "alice")
     assert sp.environment == {
         "OPENBIS_HUB_FRAME_ANCESTORS": "https://openbis.example.org",
@@ -225,9 +221,8 @@ def test_idle_culler_keeps_existing_services(env):
     c = Config()
     c.JupyterHub.services = [{"name": "openbis", "url": "http://127.0.0.1:9999"}]
     c.JupyterHub.load_roles = [{"name": "openbis", "scopes": ["admin:users"], "services": ["openbis"]}]
-    with mock.patch.dict("os.environ", {}):
-        configure_docker_spawner(c, check=False)
-        configure_docker_spawner(c, check=False)  # idempotent
+    configure_docker_spawner(c, Settings(), check=False)
+    configure_docker_spawner(c, Settings(), check=False)  # idempotent
     assert [s["name"] for s in c.JupyterHub.services] == ["openbis", "idle-culler"]
     assert [r["name"] for r in c.JupyterHub.load_roles] == ["openbis", "idle-culler"]
 

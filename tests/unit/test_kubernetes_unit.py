@@ -1,4 +1,4 @@
-"""deploy/kubernetes/values.yaml: the Zero to JupyterHub values load and render.
+"""deploy/kubernetes/values.yaml: rendered from openbis_hub.deployment, loads and applies.
 
 No cluster here: the values are parsed with pyyaml, the chart's
 ``hub.config`` and ``hub.extraConfig`` are applied to a traitlets Config the
@@ -9,6 +9,7 @@ this project's authenticator, service, scopes and single-user image layout.
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -19,9 +20,12 @@ import yaml
 from jupyterhub.scopes import scope_definitions
 from traitlets.config import Config
 
-from openbis_hub.spawners import CONTAINER_CA_PATH, DEFAULT_NOTEBOOK_DIR
+from openbis_hub.deployment import Settings, kubernetes
+from openbis_hub.deployment.docker import CONTAINER_CA_PATH
+from openbis_hub.deployment.hub import roles
+from openbis_hub.service.app import CONFIG_ENV
 
-VALUES = Path(__file__).resolve().parent.parent / "deploy" / "kubernetes" / "values.yaml"
+VALUES = Path(__file__).resolve().parents[2] / "deploy" / "kubernetes" / "values.yaml"
 
 
 @pytest.fixture(scope="module")
@@ -46,6 +50,11 @@ def render_hub_config(values) -> Config:
     return c
 
 
+def test_the_file_is_what_the_module_renders():
+    # a role, a scope or a port changed in openbis_hub.deployment must reach the Kubernetes values too
+    assert VALUES.read_text() == kubernetes.render(), "run: python -m openbis_hub.deployment.kubernetes > " + str(VALUES)
+
+
 def test_top_level_sections(values):
     assert set(values) >= {"hub", "proxy", "singleuser", "cull"}
 
@@ -54,7 +63,8 @@ def test_authenticator_is_ours(values):
     assert values["hub"]["config"]["JupyterHub"]["authenticator_class"] == "openbis"
     names = {ep.name: ep.value for ep in entry_points(group="jupyterhub.authenticators")}
     assert names.get("openbis") == "openbis_hub.auth:OpenBISAuthenticator"
-    assert values["hub"]["config"]["OpenBISAuthenticator"]["openbis_url"].startswith("https://")
+    c = render_hub_config(values)
+    assert c.OpenBISAuthenticator.openbis_url == values["hub"]["extraEnv"]["OPENBIS_URL"]
 
 
 def test_extra_config_renders_the_launch_service(values):
@@ -65,7 +75,10 @@ def test_extra_config_renders_the_launch_service(values):
     port = int(service["url"].rsplit(":", 1)[1])
     assert port in [p["port"] for p in values["hub"]["service"]["extraPorts"]]
     assert port in [p["port"] for rule in values["hub"]["networkPolicy"]["ingress"] for p in rule["ports"]]
-    assert service["environment"]["OPENBIS_URL"] == values["hub"]["extraEnv"]["OPENBIS_URL"]
+    config = json.loads(service["environment"][CONFIG_ENV])["OpenBISService"]
+    assert config["openbis_url"] == values["hub"]["extraEnv"]["OPENBIS_URL"]
+    assert config["ip"] == "0.0.0.0"  # the proxy pod reaches it through the hub's Service
+    assert config["proxy_url"] == "http://proxy-http:8000"
     csp = c.JupyterHub.tornado_settings["headers"]["Content-Security-Policy"]
     assert csp == "frame-ancestors 'self' https://openbis.example.org"
     assert c.KubeSpawner.environment["OPENBIS_HUB_FRAME_ANCESTORS"] == "https://openbis.example.org"
@@ -74,10 +87,21 @@ def test_extra_config_renders_the_launch_service(values):
 def test_roles_use_real_scopes_and_services(values):
     c = render_hub_config(values)
     services = {s["name"] for s in c.JupyterHub.services}
-    for name, role in values["hub"]["loadRoles"].items():
+    assert c.JupyterHub.load_roles == roles()  # the same roles as docker compose gets
+    for role in c.JupyterHub.load_roles:
         for scope in role["scopes"]:
-            assert scope.split("!")[0] in {**scope_definitions, **c.JupyterHub.custom_scopes}, (name, scope)
-        assert set(role.get("services", [])) <= services, name
+            assert scope.split("!")[0] in {**scope_definitions, **c.JupyterHub.custom_scopes}, (role["name"], scope)
+        assert set(role.get("services", [])) <= services, role["name"]
+
+
+def test_the_charts_own_services_and_roles_are_kept(values):
+    c = Config()
+    c.JupyterHub.services = [{"name": "jupyterhub-idle-culler", "admin": False}]
+    c.JupyterHub.load_roles = [{"name": "jupyterhub-idle-culler", "scopes": ["list:users"]}]
+    with mock.patch.dict(os.environ, {"OPENBIS_URL": "https://openbis.example.org"}):
+        kubernetes.configure_kubernetes(c, Settings.from_environ())
+    assert [s["name"] for s in c.JupyterHub.services] == ["jupyterhub-idle-culler", "openbis"]
+    assert "jupyterhub-idle-culler" in [r["name"] for r in c.JupyterHub.load_roles]
 
 
 def test_crypt_key_comes_from_a_secret(values):
@@ -87,7 +111,7 @@ def test_crypt_key_comes_from_a_secret(values):
 
 def test_singleuser_matches_the_image(values):
     su = values["singleuser"]
-    assert su["storage"]["homeMountPath"] == DEFAULT_NOTEBOOK_DIR
+    assert su["storage"]["homeMountPath"] == Settings().notebook_dir
     assert su["storage"]["type"] == "dynamic"
     assert su["uid"] == 1000  # jovyan in docker/singleuser/Dockerfile
     assert su["image"]["tag"] != "latest"

@@ -1,36 +1,8 @@
-"""Run each user's notebook server in its own container: Docker or Docker Swarm.
+"""Each user's notebook server in its own container: Docker or Docker Swarm.
 
-``jupyterhub_config.py`` calls :func:`configure_docker_spawner` when
-``OPENBIS_HUB_SPAWNER`` is ``docker`` or ``swarm``.  Everything comes from the
-environment (see ``.env.example``):
-
-``OPENBIS_HUB_NOTEBOOK_IMAGE``
-    the single-user image (default ``openbis-hub-singleuser:latest``); its
-    JupyterHub major.minor must match the hub's.
-``OPENBIS_HUB_DOCKER_NETWORK``
-    the network the hub and the user containers share (default ``openbis-hub``).
-``OPENBIS_HUB_HUB_CONNECT_IP``
-    how user containers reach the hub (default ``hub``, the compose service).
-``OPENBIS_HUB_NOTEBOOK_DIR``
-    where each user's persistent volume is mounted (default ``/home/jovyan/work``).
-``OPENBIS_HUB_VOLUME_PREFIX``
-    user volumes are named ``<prefix>-<escaped user name>`` (default ``openbis-hub-user``).
-``OPENBIS_HUB_MEM_LIMIT`` / ``OPENBIS_HUB_CPU_LIMIT``
-    per-user limits, e.g. ``2G`` and ``1.5``; empty means none.
-``OPENBIS_HUB_PULL_POLICY``
-    ``never`` (default: images are built locally, see ``docker/build.sh``),
-    ``ifnotpresent`` or ``always`` for sites with a registry.
-``OPENBIS_HUB_START_TIMEOUT``
-    seconds a container may take to answer (default 120).
-``OPENBIS_HUB_IDLE_TIMEOUT``
-    seconds of inactivity before the idle culler stops a server (default
-    3600; ``0`` turns the culler off).
-``OPENBIS_CA_BUNDLE`` / ``OPENBIS_HUB_CA_BUNDLE_HOST``
-    the CA file that signs openBIS's certificate, as the hub sees it, and
-    (optional) the same file's path on the Docker host.  It is mounted
-    read-only into every user container at :data:`CONTAINER_CA_PATH`.  When
-    the hub itself runs in a container the host path is found by looking
-    at the hub container's own mounts.
+:func:`openbis_hub.deployment.configure` calls :func:`configure_docker_spawner`
+when the ``spawner`` setting is ``docker`` or ``swarm``; every value comes from
+:class:`~.settings.Settings` (``docs/reference/configuration.md``).
 
 User names keep openBIS's spelling (``Jane.Doe``).  Container and volume names
 use DockerSpawner's escaping: every character outside ``[a-z0-9]`` (capitals,
@@ -51,10 +23,10 @@ from dockerspawner import DockerSpawner, SwarmSpawner
 
 import docker
 
-DEFAULT_IMAGE = "openbis-hub-singleuser:latest"
-DEFAULT_NETWORK = "openbis-hub"
-DEFAULT_NOTEBOOK_DIR = "/home/jovyan/work"
-DEFAULT_VOLUME_PREFIX = "openbis-hub-user"
+from .hub import append_named
+from .settings import Settings
+
+DEFAULT_VOLUME_PREFIX = Settings.class_traits()["volume_prefix"].default_value
 CONTAINER_CA_PATH = "/etc/openbis-hub/openbis-ca.pem"
 IDLE_CULLER_SCOPES = ["list:users", "read:users:activity", "read:servers", "delete:servers"]
 
@@ -164,10 +136,6 @@ def volume_name(username: str, prefix: str = DEFAULT_VOLUME_PREFIX) -> str:
     return f"{prefix}-{DockerSpawner._escape(username)}"
 
 
-def _env(name: str, default: str = "") -> str:
-    return os.environ.get(name, "").strip() or default
-
-
 def host_path_of(path: str, client: docker.DockerClient | None = None) -> str:
     """The Docker host's path of ``path`` as this process sees it.
 
@@ -237,48 +205,36 @@ def idle_culler_service(timeout: int) -> tuple[dict, dict]:
     return service, role
 
 
-def _append(section, key: str, item: dict) -> None:
-    """Append ``item`` to a list config value, whether or not it is set yet."""
-    existing = section[key] if key in section else []
-    existing = [x for x in list(existing) if x.get("name") != item["name"]]
-    section[key] = existing + [item]
-
-
-def configure_docker_spawner(c, swarm: bool = False, check: bool = True) -> None:
+def configure_docker_spawner(c, settings: Settings, swarm: bool = False, check: bool = True) -> None:
     """Configure ``c`` (the hub's config) for per-user Docker containers or Swarm services."""
     spawner_cls = OpenBISSwarmSpawner if swarm else OpenBISDockerSpawner
-    image = _env("OPENBIS_HUB_NOTEBOOK_IMAGE", DEFAULT_IMAGE)
-    notebook_dir = _env("OPENBIS_HUB_NOTEBOOK_DIR", DEFAULT_NOTEBOOK_DIR)
-    volume_prefix = _env("OPENBIS_HUB_VOLUME_PREFIX", DEFAULT_VOLUME_PREFIX)
-
     c.JupyterHub.spawner_class = spawner_cls
     # the hub listens on all interfaces of its container; user containers
     # reach it by its name on the shared network
-    c.JupyterHub.hub_ip = _env("OPENBIS_HUB_HUB_IP", "0.0.0.0")
-    c.JupyterHub.hub_connect_ip = _env("OPENBIS_HUB_HUB_CONNECT_IP", "hub")
+    c.JupyterHub.hub_ip = settings.hub_ip
+    c.JupyterHub.hub_connect_ip = settings.hub_connect_ip
 
     s = c[spawner_cls.__name__]
-    s.image = image
-    s.pull_policy = _env("OPENBIS_HUB_PULL_POLICY", "never")
-    s.network_name = _env("OPENBIS_HUB_DOCKER_NETWORK", DEFAULT_NETWORK)
+    s.image = settings.notebook_image
+    s.pull_policy = settings.pull_policy
+    s.network_name = settings.docker_network
     s.use_internal_ip = True
-    s.prefix = _env("OPENBIS_HUB_CONTAINER_PREFIX", "jupyter")
+    s.prefix = settings.container_prefix
     # containers go away on stop; the user's files live in the volume
     s.remove = True
-    s.notebook_dir = notebook_dir
+    s.notebook_dir = settings.notebook_dir
     if swarm:
         # the hub reaches each service's one task by DNS; a virtual IP would
         # add a load balancer (IPVS) in between that a single task does not need
         # and that some hosts lack
-        s.extra_endpoint_spec = {"mode": _env("OPENBIS_HUB_SWARM_ENDPOINT_MODE", "dnsrr")}
-    volumes = {f"{volume_prefix}-{{username}}": notebook_dir}
+        s.extra_endpoint_spec = {"mode": settings.swarm_endpoint_mode}
+    volumes = {f"{settings.volume_prefix}-{{username}}": settings.notebook_dir}
 
-    ca_bundle = _env("OPENBIS_CA_BUNDLE")
-    if ca_bundle:
-        host_ca = _env("OPENBIS_HUB_CA_BUNDLE_HOST")
+    if settings.openbis_ca_bundle:
+        host_ca = settings.ca_bundle_host
         if not host_ca:
             try:
-                host_ca = host_path_of(ca_bundle)
+                host_ca = host_path_of(settings.openbis_ca_bundle)
             except Exception as e:
                 # the hub's logger is not set up yet while the config loads
                 print(f"openbis-hub: OPENBIS_CA_BUNDLE is not passed to user containers: {e}", file=sys.stderr)
@@ -290,27 +246,20 @@ def configure_docker_spawner(c, swarm: bool = False, check: bool = True) -> None
             c.Spawner.environment = environment
     s.volumes = volumes
 
-    mem = _env("OPENBIS_HUB_MEM_LIMIT")
-    if mem:
-        s.mem_limit = mem
-    cpu = _env("OPENBIS_HUB_CPU_LIMIT")
-    if cpu:
-        s.cpu_limit = float(cpu)
+    if settings.mem_limit:
+        s.mem_limit = settings.mem_limit
+    if settings.cpu_limit:
+        s.cpu_limit = settings.cpu_limit
 
-    # a fresh container needs a few seconds; a missing image fails at once
-    # (pull_image), so this only bounds a container that never answers
-    if _env("OPENBIS_HUB_START_TIMEOUT") or "start_timeout" not in c.Spawner:
-        s.start_timeout = int(_env("OPENBIS_HUB_START_TIMEOUT", "120"))
-    if "http_timeout" not in c.Spawner:
-        s.http_timeout = 60
+    # Spawner.start_timeout comes from the spawn_timeout setting (deployment.hub.configure);
+    # a missing image fails at once (pull_image), so it only bounds a container that never answers
 
-    idle = int(_env("OPENBIS_HUB_IDLE_TIMEOUT", "3600"))
-    if idle > 0:
-        service, role = idle_culler_service(idle)
-        _append(c.JupyterHub, "services", service)
-        _append(c.JupyterHub, "load_roles", role)
+    if settings.idle_timeout > 0:
+        service, role = idle_culler_service(settings.idle_timeout)
+        append_named(c.JupyterHub, "services", service)
+        append_named(c.JupyterHub, "load_roles", role)
 
     if check:
-        ok, line = check_docker(image, swarm=swarm)
+        ok, line = check_docker(settings.notebook_image, swarm=swarm)
         # the hub's own logger is not set up yet while the config loads
         print(line, file=sys.stderr, flush=True)
