@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import http.client
 import json
 import time
 from urllib.parse import quote, unquote, urlsplit
@@ -31,6 +32,31 @@ def notebook(text: str = "print('hello from the ELN')") -> dict:
         "nbformat": 4,
         "nbformat_minor": 2,
     }
+
+
+def browser_query(token: str, folder: str, name: str, test: bool) -> str:
+    """JupyterUtil.js's concatenation, then Chromium's query encoding and its cut at '#'."""
+    raw = f"?token={token}&folder={folder}&filename={name}.ipynb&test={test}".split("#", 1)[0]
+    return "".join(
+        "".join(f"%{b:02X}" for b in ch.encode()) if ch == " " or ch in "\"<>'" or not 0x20 < ord(ch) < 0x7F else ch
+        for ch in raw
+    )
+
+
+def encode_uri_component(text: str) -> str:
+    return quote(text, safe="-_.!~*'()")
+
+
+def post_raw(hub, path_and_query: str, body: bytes) -> tuple[int, dict]:
+    """One POST with the request target byte for byte as given (no client-side normalisation)."""
+    netloc = urlsplit(hub.url).netloc
+    conn = http.client.HTTPConnection(netloc, timeout=120)
+    try:
+        conn.request("POST", path_and_query, body=body, headers=FORM)
+        response = conn.getresponse()
+        return response.status, json.loads(response.read() or b"{}")
+    finally:
+        conn.close()
 
 
 def eln_url(hub, token: str, folder: str, filename: str, test: bool) -> str:

@@ -10,41 +10,12 @@ cookie jar into the notebook.
 from __future__ import annotations
 
 import asyncio
-import http.client
 import json
-from urllib.parse import quote, urlsplit
 
 import httpx
 import pytest
 
-from eln_client import notebook, stored
-
-FORM = {"Content-Type": "application/x-www-form-urlencoded; charset=UTF-8"}
-
-
-def browser_query(token: str, folder: str, name: str, test: bool) -> str:
-    """JupyterUtil.js's concatenation, then Chromium's query encoding and its cut at '#'."""
-    raw = f"?token={token}&folder={folder}&filename={name}.ipynb&test={test}".split("#", 1)[0]
-    return "".join(
-        "".join(f"%{b:02X}" for b in ch.encode()) if ch == " " or ch in "\"<>'" or not 0x20 < ord(ch) < 0x7F else ch
-        for ch in raw
-    )
-
-
-def encode_uri_component(text: str) -> str:
-    return quote(text, safe="-_.!~*'()")
-
-
-def post_raw(hub, path_and_query: str, body: bytes) -> tuple[int, dict]:
-    """One POST with the request target byte for byte as given (no client-side normalisation)."""
-    netloc = urlsplit(hub.url).netloc
-    conn = http.client.HTTPConnection(netloc, timeout=120)
-    try:
-        conn.request("POST", path_and_query, body=body, headers=FORM)
-        response = conn.getresponse()
-        return response.status, json.loads(response.read() or b"{}")
-    finally:
-        conn.close()
+from eln_client import FORM, browser_query, encode_uri_component, notebook, post_raw, stored
 
 
 async def eln_click(hub, token, folder, name, source):

@@ -47,6 +47,11 @@ def parse_args(argv=None):
         metavar="N",
         help="add users user01..userNN (password <user>-pw), e.g. for load tests",
     )
+    p.add_argument(
+        "--openbis-6",
+        action="store_true",
+        help="the ELN's property types as openBIS 6 and 7 name them: NAME, HISTORY_ID (default: $NAME, $HISTORY_ID)",
+    )
     p.add_argument("--log-level", default="WARNING")
     return p.parse_args(argv)
 
@@ -68,6 +73,7 @@ async def main_async(args) -> int:
         tls_hosts=args.tls_host,
         api_version=args.api_version,
         mandatory=mandatory,
+        internal_namespace=not args.openbis_6,
     )
     for i in range(1, args.extra_users + 1):
         s.store.add_user(f"user{i:02d}", f"user{i:02d}-pw")

@@ -433,6 +433,27 @@ def default_eln_handlers() -> list:
     ]
 
 
+def drop_internal_namespace(store: Store) -> None:
+    """The ELN's master data as openBIS 6 and 7 have it: ``NAME`` and ``HISTORY_ID``, no ``$``.
+
+    openBIS 20.10 and older keep the ELN's own property types in the internal namespace
+    (``$NAME``, ``$HISTORY_ID``); from openBIS 6 the ELN drops the prefix
+    (``profile.getInternalNamespacePrefix()`` is empty), and so do its notebooks' save cells
+    (``props={'name': ..., 'notes': ..., 'history_id': ...}``).  pybis checks property codes
+    against the type's assignments, so each generation of cells runs on its own openBIS.
+    """
+    renamed = {code: code[1:] for code in store.property_types if code.startswith("$")}
+    for old, new in renamed.items():
+        prop = store.property_types.pop(old)
+        prop.code = new
+        store.property_types[new] = prop
+    for entity_type in store.types.values():
+        entity_type.assignments = [(renamed.get(code, code), m) for code, m in entity_type.assignments]
+    for entity in [*store.experiments.values(), *store.samples.values(), *store.datasets.values()]:
+        entity.properties = {renamed.get(code, code): v for code, v in entity.properties.items()}
+    store.mandatory = {t: {renamed.get(c, c) for c in codes} for t, codes in store.mandatory.items()}
+
+
 class StandIn:
     """A running stand-in inside the current asyncio loop.
 
@@ -452,6 +473,7 @@ class StandIn:
         public_url: str | None = None,
         tls_hosts=(),
         store: Store | None = None,
+        internal_namespace: bool = True,
         **store_kwargs,
     ):
         self.host = host
@@ -459,6 +481,8 @@ class StandIn:
         self.https = https
         self.state_dir = Path(state_dir) if state_dir else None
         self.store = store or Store(session_timeout=session_timeout, state_dir=self.state_dir, **store_kwargs)
+        if not internal_namespace:
+            drop_internal_namespace(self.store)
         self.extra_handlers = list(extra_handlers or []) + default_eln_handlers()
         self.public_url = public_url
         self.tls_hosts = tuple(tls_hosts)
