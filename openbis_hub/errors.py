@@ -53,6 +53,18 @@ class PersonalAccessTokenNotValid(InvalidToken):
     """The personal access token is not yet or no longer valid."""
 
 
+class AccessDenied(OpenBISError):
+    """openBIS refused: the user lacks the permission (AuthorizationFailureException)."""
+
+    status = 403
+
+
+class NotFound(OpenBISError):
+    """openBIS does not have the object (any more), or does not show it to this user."""
+
+    status = 404
+
+
 class LoginFailed(OpenBISError):
     """openBIS did not accept the user name and password."""
 

@@ -29,8 +29,10 @@ from urllib.parse import urlsplit
 import httpx
 
 from .errors import (
+    AccessDenied,
     InvalidToken,
     LoginFailed,
+    NotFound,
     OpenBISUnreachable,
     PersonalAccessTokenNotValid,
     SessionExpired,
@@ -39,6 +41,7 @@ from .errors import (
 from .urls import check_openbis_url
 
 AS_V3_PATH = "/openbis/openbis/rmi-application-server-v3.json"
+DSS_V3_PATH = "/datastore_server/rmi-data-store-server-v3.json"
 PAT_PREFIX = "$pat-"
 MAX_TOKEN_LENGTH = 1024
 MAX_USER_NAME_LENGTH = 255
@@ -106,6 +109,10 @@ def _error_for(message: str, exception_type: str) -> InvalidToken | UnexpectedAn
         or "not logged in" in message
     ):
         return InvalidToken("The openBIS token is not valid (unknown, logged out or malformed).")
+    if "AuthorizationFailureException" in exception_type:
+        return AccessDenied("openBIS refused access: your openBIS user lacks the permission for this.")
+    if "ObjectNotFoundException" in exception_type:
+        return NotFound("openBIS does not have it (any more): it was not found.")
     # openBIS puts the token into many of its messages: never repeat them, and
     # repeat the exception type only if it looks like a Java class name.
     simple_name = exception_type.rsplit(".", 1)[-1]
@@ -190,13 +197,13 @@ class OpenBISClient:
     async def __aexit__(self, *exc) -> None:
         await self.aclose()
 
-    async def call(self, method: str, *params):
-        """One JSON-RPC call to the application server; returns ``result``."""
+    async def call(self, method: str, *params, endpoint: str | None = None):
+        """One JSON-RPC call to the application server (or ``endpoint``, a full URL); returns ``result``."""
         self.calls += 1
         body = {"method": method, "params": list(params), "id": "1", "jsonrpc": "2.0"}
         try:
             # httpx's timeout applies to each read; this one to the whole call
-            content = await asyncio.wait_for(self._post(method, body), self.timeout)
+            content = await asyncio.wait_for(self._post(method, body, endpoint), self.timeout)
         except (asyncio.TimeoutError, httpx.TimeoutException):
             raise OpenBISUnreachable(
                 f"openBIS is unreachable: {self.url} did not answer within {self.timeout:g} s."
@@ -223,14 +230,15 @@ class OpenBISClient:
             raise UnexpectedAnswer(f"openBIS answered {method} with neither result nor error.")
         return answer["result"]
 
-    async def _post(self, method: str, body: dict) -> bytes:
+    async def _post(self, method: str, body: dict, endpoint: str | None = None) -> bytes:
         """POST ``body`` and read the answer, refusing one larger than ``max_answer_bytes``."""
         too_large = UnexpectedAnswer(
             f"openBIS answered {method} with more than {self.max_answer_bytes} bytes; refused."
         )
         # ask for no compression, so the bytes counted are the bytes kept
         headers = {"Accept-Encoding": "identity"}
-        async with self._http.stream("POST", self.url + AS_V3_PATH, json=body, headers=headers) as response:
+        url = endpoint or self.url + AS_V3_PATH
+        async with self._http.stream("POST", url, json=body, headers=headers) as response:
             if response.status_code != 200:
                 raise UnexpectedAnswer(
                     f"openBIS answered {method} with HTTP {response.status_code}; is {self.url} an openBIS server?"
@@ -365,3 +373,157 @@ class OpenBISClient:
         if not isinstance(pat, str) or not is_personal_access_token(pat) or not looks_like_token(pat):
             raise UnexpectedAnswer("openBIS created a personal access token of an unknown form.")
         return pat
+
+    # ------------------------------------------------------------------ V3 reads
+
+    async def search(self, token: str, entity: str, criteria: dict, fetch_options: dict) -> tuple[list[dict], int]:
+        """``search<entity>`` (e.g. ``Samples``): ``(objects, totalCount)``, Jackson references resolved."""
+        result = await self.call(f"search{entity}", token, criteria, fetch_options)
+        if not isinstance(result, dict) or not isinstance(result.get("objects"), list):
+            raise UnexpectedAnswer(f"openBIS answered search{entity} without a list of objects.")
+        objects = [o for o in resolve_references(result["objects"]) if isinstance(o, dict)]
+        total = result.get("totalCount")
+        return objects, total if isinstance(total, int) else len(objects)
+
+    async def get(self, token: str, entity: str, ids: list[dict], fetch_options: dict) -> dict[str, dict]:
+        """``get<entity>``: ``{id string: object}``; ids openBIS does not have (or hides) are absent."""
+        result = await self.call(f"get{entity}", token, ids, fetch_options)
+        if not isinstance(result, dict):
+            raise UnexpectedAnswer(f"openBIS answered get{entity} with something that is not a map.")
+        resolved = resolve_references(result)
+        return {k: v for k, v in resolved.items() if isinstance(v, dict)}
+
+    async def datastore_url(self, token: str) -> str:
+        """The data store server's download URL (``searchDataStores``), remembered once known."""
+        cached = getattr(self, "_datastore_url", None)
+        if cached:
+            return cached
+        stores, _ = await self.search(
+            token,
+            "DataStores",
+            {"@type": "as.dto.datastore.search.DataStoreSearchCriteria", "operator": "AND", "criteria": []},
+            {"@type": "as.dto.datastore.fetchoptions.DataStoreFetchOptions"},
+        )
+        url = next((s.get("downloadUrl") for s in stores if isinstance(s.get("downloadUrl"), str)), None)
+        if not url or not url.startswith(("https://", "http://")):
+            raise UnexpectedAnswer("openBIS named no data store server with a download URL.")
+        self._datastore_url = url.rstrip("/")
+        return self._datastore_url
+
+    async def call_dss(self, token: str, method: str, *params):
+        """One JSON-RPC call to the data store server."""
+        return await self.call(method, token, *params, endpoint=await self.datastore_url(token) + DSS_V3_PATH)
+
+    async def dataset_files(self, token: str, perm_id: str) -> list[dict]:
+        """The files of a dataset (DSS ``searchFiles``): ``[{path, directory, size}]`` in path order."""
+        criteria = {
+            "@type": "dss.dto.datasetfile.search.DataSetFileSearchCriteria",
+            "operator": "AND",
+            "criteria": [
+                {
+                    "@type": "as.dto.dataset.search.DataSetSearchCriteria",
+                    "operator": "OR",
+                    "criteria": [
+                        {
+                            "@type": "as.dto.common.search.CodeSearchCriteria",
+                            "fieldName": "code",
+                            "fieldType": "ATTRIBUTE",
+                            "fieldValue": {"@type": "as.dto.common.search.StringEqualToValue", "value": perm_id},
+                        }
+                    ],
+                }
+            ],
+        }
+        result = await self.call_dss(
+            token, "searchFiles", criteria, {"@type": "dss.dto.datasetfile.fetchoptions.DataSetFileFetchOptions"}
+        )
+        objects = result.get("objects") if isinstance(result, dict) else None
+        if not isinstance(objects, list):
+            raise UnexpectedAnswer("openBIS answered searchFiles without a list of files.")
+        files = []
+        for f in objects:
+            if isinstance(f, dict) and isinstance(f.get("path"), str) and f["path"]:
+                size = f.get("fileLength")
+                files.append(
+                    {
+                        "path": f["path"],
+                        "directory": bool(f.get("directory")),
+                        "size": size if isinstance(size, int) else 0,
+                    }
+                )
+        return sorted(files, key=lambda f: f["path"])
+
+    async def download_file(self, token: str, perm_id: str, path: str, write, *, chunk_size: int = 1 << 20) -> int:
+        """Stream one file of a dataset (``GET <dss>/datastore_server/<permId>/<path>``) into ``write(bytes)``.
+
+        ``write`` may be a coroutine function.  Returns the number of bytes
+        written.  Unlike :meth:`call`, the whole download has no time limit:
+        only each read has (``timeout``).
+        """
+        from urllib.parse import quote
+
+        url = f"{await self.datastore_url(token)}/datastore_server/{quote(perm_id, safe='')}/{quote(path)}"
+        size = 0
+        try:
+            async with self._http.stream(
+                "GET", url, params={"sessionID": token}, headers={"Accept-Encoding": "identity"}
+            ) as response:
+                if response.status_code == 404:
+                    raise NotFound(f"openBIS has no file {path!r} in dataset {perm_id} (any more).")
+                if response.status_code in (401, 403):
+                    raise InvalidToken("openBIS refused the download: the openBIS token is not valid.")
+                if response.status_code != 200:
+                    raise UnexpectedAnswer(
+                        f"openBIS answered the download of {path!r} with HTTP {response.status_code}."
+                    )
+                async for chunk in response.aiter_bytes(chunk_size):
+                    outcome = write(chunk)
+                    if asyncio.iscoroutine(outcome):
+                        await outcome
+                    size += len(chunk)
+        except httpx.TimeoutException:
+            raise OpenBISUnreachable(f"openBIS stopped answering the download of {path!r}.") from None
+        except httpx.HTTPError as e:
+            raise OpenBISUnreachable(f"openBIS is unreachable at {self.url} ({type(e).__name__}).") from None
+        return size
+
+
+def resolve_references(value):
+    """Undo Jackson's object references: an integer where an ``@id``'d object was seen comes back as the object.
+
+    Only values under the keys openBIS uses for related objects are replaced
+    (an integer ``fileLength`` stays an integer).
+    """
+    seen: dict[int, dict] = {}
+
+    def collect(v):
+        if isinstance(v, dict):
+            if isinstance(v.get("@id"), int):
+                seen[v["@id"]] = v
+            for item in v.values():
+                collect(item)
+        elif isinstance(v, list):
+            for item in v:
+                collect(item)
+
+    def replace(v, key=None):
+        if isinstance(v, bool):
+            return v
+        if isinstance(v, int) and key in _REFERENCE_KEYS and v in seen:
+            return seen[v]
+        if isinstance(v, dict):
+            return {k: replace(item, k) for k, item in v.items()}
+        if isinstance(v, list):
+            return [replace(item, key) for item in v]
+        return v
+
+    collect(value)
+    return replace(value)
+
+
+# keys under which openBIS writes a related object (or a reference to one seen before)
+_REFERENCE_KEYS = frozenset(
+    "registrator modifier owner type experiment sample project space dataStore dataSetPermId dataSetId "
+    "parents children components containers dataSets samples experiments projects propertyType "
+    "vocabulary terms entityType propertyAssignments person creatorPerson".split()
+)

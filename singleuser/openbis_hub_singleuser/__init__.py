@@ -5,6 +5,8 @@
   openbis/token`` and every minute);
 * ``GET|POST openbis/save``: register the notebook (+ HTML) as an openBIS dataset;
 * ``GET openbis/config``, ``GET openbis/hash``: for the JupyterLab extension;
+* the side panel: ``GET openbis/session|tree|search|entity|files|types``,
+  ``POST openbis/downloads`` (+ ``GET openbis/downloads/<id>``), ``POST openbis/open``;
 * CSP ``frame-ancestors`` and iframe-friendly cookies for embedding in openBIS.
 """
 
@@ -27,6 +29,7 @@ def _jupyter_labextension_paths():
 
 def _load_jupyter_server_extension(serverapp):
     from openbis_hub import redact
+
     from . import handlers
 
     redact.install(serverapp.log)  # no token in this server's log, whoever logs it
@@ -40,6 +43,16 @@ def _load_jupyter_server_extension(serverapp):
         ("openbis/pending", handlers.PendingHandler),
         ("openbis/save", handlers.SaveHandler),
         ("openbis/hash", handlers.HashHandler),
+        # the side panel
+        ("openbis/session", handlers.SessionHandler),
+        ("openbis/tree", handlers.TreeHandler),
+        ("openbis/search", handlers.SearchHandler),
+        ("openbis/entity", handlers.EntityHandler),
+        ("openbis/files", handlers.FilesHandler),
+        ("openbis/types", handlers.TypesHandler),
+        ("openbis/downloads", handlers.DownloadsHandler),
+        (r"openbis/downloads/([0-9a-f]{32})", handlers.DownloadHandler),
+        ("openbis/open", handlers.OpenHandler),
     ]
     serverapp.web_app.add_handlers(
         ".*$", [(url_path_join(base, route), handler, {"ext": ext}) for route, handler in routes]

@@ -14,6 +14,7 @@ from traitlets import Bool, Float, List, Unicode, default, validate
 from traitlets.config import LoggingConfigurable
 
 from openbis_hub.urls import origin_of
+
 from . import placement, tokens
 
 DEFAULT_LINK_TEMPLATE = (
@@ -147,6 +148,9 @@ class OpenBISHub(LoggingConfigurable):
         self.root_dir: str = ""
         # notebook paths the ELN asked for -> where a handed-over notebook was placed instead
         self.redirects: dict[str, str] = {}
+        from .downloads import Downloads
+
+        self.downloads = Downloads()  # datasets being downloaded into the workspace
 
     @property
     def csp(self) -> str:
@@ -171,6 +175,15 @@ class OpenBISHub(LoggingConfigurable):
         if not self.openbis_url:
             return None
         return tokens.read_token_file(self.openbis_url, self.token_dir)
+
+    def token_written_at(self) -> float | None:
+        """When the token file was last written (a renewal), as a Unix time; None without one."""
+        if not self.openbis_url:
+            return None
+        try:
+            return tokens.token_path(self.openbis_url, self.token_dir).stat().st_mtime
+        except (OSError, ValueError):
+            return None
 
     def write_token(self, token: str) -> bool:
         """Store ``token`` for pybis; False when it was already there."""

@@ -183,25 +183,10 @@ def type_info(url: str, token: str, ca_bundle: str | None, type_code: str) -> di
     return {"properties": assignments, "property_codes": property_codes(assignments)}
 
 
-def register_dataset(
-    url: str,
-    token: str,
-    ca_bundle: str | None,
-    *,
-    type_code: str,
-    owner: dict,
-    parents: list[str],
-    fields: dict,
-    extra_properties: dict,
-    files: list[str],
-) -> dict:
-    """Check, then create the dataset; returns ``{permId, properties}``.
-
-    ``fields`` holds ``name``/``notes``/``history_id``, mapped to the property
-    codes the type has; ``extra_properties`` are set by code as given.
+def plan_properties(type_code: str, assignments: list[dict], fields: dict, extra_properties: dict) -> dict:
+    """``{code: value}`` to register: ``fields`` (name/notes/history_id) mapped to the type's codes,
+    ``extra_properties`` by code; raises :class:`SaveError` (400) for unknown codes and missing mandatory ones.
     """
-    o = connect(url, token, ca_bundle)
-    assignments = property_assignments(o, type_code, token)
     codes = property_codes(assignments)
     known = {p["code"].upper(): p["code"] for p in assignments}
     props: dict = {}
@@ -230,6 +215,29 @@ def register_dataset(
             message=f"Mandatory properties of {type_code} are missing: {', '.join(missing)}.",
             missing=missing,
         )
+    return props
+
+
+def register_dataset(
+    url: str,
+    token: str,
+    ca_bundle: str | None,
+    *,
+    type_code: str,
+    owner: dict,
+    parents: list[str],
+    fields: dict,
+    extra_properties: dict,
+    files: list[str],
+) -> dict:
+    """Check, then create the dataset; returns ``{permId, properties}``.
+
+    ``fields`` holds ``name``/``notes``/``history_id``, mapped to the property
+    codes the type has; ``extra_properties`` are set by code as given.
+    """
+    o = connect(url, token, ca_bundle)
+    assignments = property_assignments(o, type_code, token)
+    props = plan_properties(type_code, assignments, fields, extra_properties)
     kwargs = {}
     if "experiment" in owner:
         kwargs["experiment"] = owner["experiment"]

@@ -188,3 +188,19 @@ def defaults_from_notebook(nb: dict) -> dict:
     if defaults["parents"] is None:
         defaults["parents"] = []
     return defaults
+
+
+def downloaded_datasets(nb: dict) -> list[dict]:
+    """The datasets downloaded into this notebook (``metadata.openbis.datasets``, written by the side panel).
+
+    ``{permId: {"permId", "path", "files"}}``; entries of another shape are skipped.
+    """
+    meta = (nb.get("metadata") or {}).get("openbis")
+    found = meta.get("datasets") if isinstance(meta, dict) else None
+    if not isinstance(found, dict):
+        return []
+    out = []
+    for perm_id, entry in found.items():
+        if isinstance(perm_id, str) and perm_id.strip() and isinstance(entry, dict):
+            out.append({"permId": perm_id.strip(), "path": entry.get("path"), "files": entry.get("files")})
+    return out

@@ -19,6 +19,8 @@ from .store import (
     Sample,
     Space,
     Store,
+    Vocabulary,
+    VocabularyTerm,
 )
 
 
@@ -77,6 +79,8 @@ def _kind_of(obj) -> str:
         EntityType: "EntityType",
         PersonalAccessToken: "PersonalAccessToken",
         PropertyType: "PropertyType",
+        Vocabulary: "Vocabulary",
+        VocabularyTerm: "VocabularyTerm",
     }.get(type(obj), "")
 
 
@@ -102,6 +106,10 @@ def _related(obj, rel: str):
         return [t] if t is not None else []
     if rel in ("PropertyType",) and kind == "PropertyType":
         return [obj]
+    if rel in ("Vocabulary", "VocabularyTerm") and kind == rel:
+        return [obj]
+    if rel == "Vocabulary" and kind == "VocabularyTerm":
+        return [obj.vocabulary] if obj.vocabulary is not None else []
     if rel == "Space":
         sp = getattr(obj, "space", None)
         return [sp] if sp is not None else []
@@ -160,7 +168,7 @@ def matches(obj, crit: dict) -> bool:
         props = getattr(obj, "properties", None) or {}
         kind, value = _leaf_value(crit)
         code = (crit.get("fieldName") or "").upper()
-        return _compare(kind, value, props.get(code), False)
+        return _compare(kind, value, props.get(code), kind != "StringEqualToValue")
     if name in ("AnyProperty", "AnyField"):
         props = getattr(obj, "properties", None) or {}
         kind, value = _leaf_value(crit)
@@ -241,6 +249,10 @@ class Api:
             return list(s.property_types.values())
         if entity == "pat":
             return self._visible_pats(session)
+        if entity == "vocabulary":
+            return list(s.vocabularies.values())
+        if entity == "vocabularyterm":
+            return [t for v in s.vocabularies.values() for t in v.terms]
         return []
 
     def _resolve(self, entity: str, ident: dict, session=None):
@@ -273,6 +285,11 @@ class Api:
         if entity == "pat":
             pat = s.pats.get(perm or "")
             return pat if pat in self._visible_pats(session) else None
+        if entity == "vocabulary":
+            return s.vocabularies.get(str(perm or code or "").upper())
+        if entity == "vocabularyterm":
+            voc = s.vocabularies.get(str(ident.get("vocabularyCode") or "").upper())
+            return next((t for t in voc.terms if t.code == str(code or "").upper()), None) if voc else None
         return None
 
     def _build(self, b: DtoBuilder, entity: str, obj, fo):
@@ -287,6 +304,8 @@ class Api:
             "experimenttype": b.entity_type,
             "propertytype": b.property_type,
             "pat": b.pat,
+            "vocabulary": b.vocabulary,
+            "vocabularyterm": b.vocabulary_term,
         }[entity](obj, fo)
 
     def _search(self, entity, params, base_url):
@@ -320,6 +339,8 @@ class Api:
         "ExperimentTypes": "experimenttype",
         "PropertyTypes": "propertytype",
         "PersonalAccessTokens": "pat",
+        "Vocabularies": "vocabulary",
+        "VocabularyTerms": "vocabularyterm",
     }
 
     def call_as(self, method: str, params: list, base_url: str):

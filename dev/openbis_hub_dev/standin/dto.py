@@ -17,6 +17,8 @@ from .store import (
     Sample,
     Space,
     Store,
+    Vocabulary,
+    VocabularyTerm,
 )
 
 
@@ -112,7 +114,9 @@ class DtoBuilder:
             "description": pt.description,
             "managedInternally": pt.code.startswith("$"),
             "dataType": pt.data_type,
-            "vocabulary": None,
+            "vocabulary": self.vocabulary(self.store.vocabularies[pt.vocabulary], fo["vocabulary"])
+            if fo_has(fo, "vocabulary") and pt.vocabulary in self.store.vocabularies
+            else None,
             "materialType": None,
             "sampleType": None,
             "schema": None,
@@ -125,6 +129,48 @@ class DtoBuilder:
             "pattern": None,
             "patternType": None,
         }
+
+    def vocabulary(self, voc: Vocabulary, fo=None):
+        d = {
+            "@type": "as.dto.vocabulary.Vocabulary",
+            "fetchOptions": None,
+            "permId": {"@type": "as.dto.vocabulary.id.VocabularyPermId", "permId": voc.code},
+            "code": voc.code,
+            "description": voc.description,
+            "managedInternally": False,
+            "internalNameSpace": False,
+            "chosenFromList": True,
+            "urlTemplate": None,
+            "registrationDate": 1700000000000,
+            "modificationDate": 1700000000000,
+            "terms": [self.vocabulary_term(t, fo["terms"]) for t in voc.terms] if fo_has(fo, "terms") else None,
+        }
+        self._reg_mod(d, "admin", fo)
+        return d
+
+    def vocabulary_term(self, term: VocabularyTerm, fo=None):
+        d = {
+            "@type": "as.dto.vocabulary.VocabularyTerm",
+            "fetchOptions": None,
+            "permId": {
+                "@type": "as.dto.vocabulary.id.VocabularyTermPermId",
+                "code": term.code,
+                "vocabularyCode": term.vocabulary.code if term.vocabulary else None,
+            },
+            "code": term.code,
+            "label": term.label,
+            "description": term.description,
+            "ordinal": term.ordinal,
+            "official": True,
+            "managedInternally": False,
+            "registrationDate": 1700000000000,
+            "modificationDate": 1700000000000,
+            "vocabulary": self.vocabulary(term.vocabulary, fo["vocabulary"])
+            if fo_has(fo, "vocabulary") and term.vocabulary
+            else None,
+        }
+        self._reg_mod(d, "admin", fo)
+        return d
 
     def entity_type(self, et: EntityType, fo=None):
         kinds = {

@@ -113,6 +113,27 @@ class PropertyType:
     label: str
     description: str
     data_type: str
+    vocabulary: str | None = None  # code of the vocabulary of a CONTROLLEDVOCABULARY property
+
+
+@dataclass
+class VocabularyTerm:
+    code: str
+    label: str
+    description: str
+    ordinal: int
+    vocabulary: Vocabulary | None = None
+
+
+@dataclass
+class Vocabulary:
+    code: str
+    description: str
+    terms: list  # of VocabularyTerm
+
+    @property
+    def perm_id(self):
+        return self.code
 
 
 @dataclass
@@ -269,6 +290,7 @@ class Store:
         self.pat_sessions: dict[tuple, Session] = {}
         self.workspaces: dict[str, dict[str, bytearray]] = {}  # session token -> files
         self.property_types: dict[str, PropertyType] = {}
+        self.vocabularies: dict[str, Vocabulary] = {}
         self.types: dict[tuple, EntityType] = {}  # (kind, code) -> type
         self.spaces: dict[str, Space] = {}
         self.projects: dict[str, Project] = {}  # permId
@@ -295,14 +317,30 @@ class Store:
             PropertyType("NOTES", "Notes", "Notes", "MULTILINE_VARCHAR"),
             PropertyType("$HISTORY_ID", "History ID", "History ID", "VARCHAR"),
             PropertyType("DESCRIPTION", "Description", "Description", "MULTILINE_VARCHAR"),
+            PropertyType(
+                "INSTRUMENT", "Instrument", "Instrument that took the data", "CONTROLLEDVOCABULARY", "INSTRUMENT"
+            ),
+            PropertyType("TEMPERATURE", "Temperature (°C)", "Temperature of the run", "REAL"),
+            PropertyType("RUN_NUMBER", "Run number", "Number of the run", "INTEGER"),
         ]:
             self.property_types[pt.code] = pt
+        instrument = Vocabulary("INSTRUMENT", "Instruments", [])
+        for ordinal, (code, label) in enumerate([("PT100", "PT100 sensor"), ("THERMOCOUPLE", "Thermocouple")], 1):
+            instrument.terms.append(VocabularyTerm(code, label, label, ordinal, instrument))
+        self.vocabularies[instrument.code] = instrument
         ds_props = [("$NAME", False), ("NOTES", False), ("$HISTORY_ID", False)]
         for code, desc in [
             ("RAW_DATA", "Raw data"),
             ("ANALYSIS_NOTEBOOK", "Jupyter notebook and its results"),
         ]:
             self.types[("DATA_SET", code)] = EntityType("DATA_SET", code, desc, list(ds_props))
+        # a type with a mandatory vocabulary property and typed ones, for forms built from assignments
+        self.types[("DATA_SET", "PROCESSED_DATA")] = EntityType(
+            "DATA_SET",
+            "PROCESSED_DATA",
+            "Processed data",
+            [*ds_props, ("INSTRUMENT", True), ("TEMPERATURE", False), ("RUN_NUMBER", False)],
+        )
         self.types[("EXPERIMENT", "COLLECTION")] = EntityType(
             "EXPERIMENT", "COLLECTION", "Collection", [("$NAME", False)]
         )
@@ -556,12 +594,13 @@ class Store:
                 raise OpenbisError(f"Property type '{code}' is not assigned to data set type '{dtype.code}'.")
             if value is None or value == "":
                 continue
-            clean[code] = (
+            clean[code] = self._checked_value(
+                self.property_types[code],
                 value
                 if isinstance(value, str)
                 else json.dumps(value)
                 if isinstance(value, (dict, list))
-                else str(value)
+                else str(value),
             )
         for code, mandatory in dtype.assignments:
             if (mandatory or self.is_mandatory(dtype.code, code)) and code not in clean:
@@ -589,6 +628,28 @@ class Store:
         self.datasets[ds.perm_id] = ds
         self._persist(ds)
         return ds
+
+    def _checked_value(self, pt: PropertyType, value: str) -> str:
+        """A property value as openBIS checks it (its messages), normalised as openBIS stores it."""
+        if pt.data_type == "CONTROLLEDVOCABULARY":
+            vocabulary = self.vocabularies.get(pt.vocabulary or "")
+            if vocabulary is None or value.upper() not in {t.code for t in vocabulary.terms}:
+                raise OpenbisError(
+                    f"Vocabulary value '{value}' of property '{pt.code}' is not valid. "
+                    f"It must exist in '{pt.vocabulary}' controlled vocabulary."
+                )
+            return value.upper()
+        if pt.data_type == "INTEGER":
+            try:
+                int(value)
+            except ValueError:
+                raise OpenbisError(f"Integer value '{value}' has improper format.") from None
+        if pt.data_type == "REAL":
+            try:
+                float(value)
+            except ValueError:
+                raise OpenbisError(f"Double value '{value}' has improper format.") from None
+        return value
 
     # ------------------------------------------------------------- persistence
     def _persist(self, ds: DataSet):
