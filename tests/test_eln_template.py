@@ -24,7 +24,7 @@ import pytest
 
 from openbis_hub.service.template import eln_notebook
 
-from eln_client import DATASET, browser_query, encode_uri_component, post_raw, stored, wait_until_ready
+from eln_client import DATASET, browser_query, encode_uri_component, post_raw, stop_server, stored, wait_until_ready
 from hub import RunningHub
 from kernel import run_cells
 from standin import start_standin
@@ -229,3 +229,44 @@ async def test_run_all_of_the_newer_elns_save_cells(openbis_6_stack):
         )
     assert defaults.status_code == 200, defaults.text
     assert defaults.json()["property_codes"] == {"name": "NAME", "notes": "NOTES", "history_id": "HISTORY_ID"}
+
+
+async def test_a_taken_name_is_said_in_the_notebooks_first_cell(hub, token_for):
+    """The ELN opens the name its dry run got and cannot say why; the notebook's first cell does,
+    warm (the service chose the name) and cold (the server placed it beside a file it found)."""
+    token, folder = token_for("alice"), f"taken {secrets.token_hex(3)}"
+
+    async def click() -> dict:
+        status, dry = await asyncio.to_thread(
+            post_raw, hub, "/services/openbis/" + browser_query(token, folder, "analysis", True), b"TEST"
+        )
+        assert status == 200, dry
+        nb = eln_notebook(dry["fileName"], [{"permId": DATASET}], {"object": OBJECT})
+        status, write = await asyncio.to_thread(
+            post_raw,
+            hub,
+            "/services/openbis/" + browser_query(token, folder, "analysis", False),
+            json.dumps(nb).encode(),
+        )
+        assert status == 200, write
+        return write
+
+    def title(path: str) -> str:
+        return source(stored(hub, "alice", path)["content"]["cells"][0])
+
+    first = await click()
+    assert first["fileName"] == "analysis.ipynb" and "was taken" not in title(first["path"])
+    warm = await click()
+    assert warm["fileName"] == "analysis 2.ipynb"
+    assert title(warm["path"]).startswith("# Jupyter notebook title, modify me!\n")
+    assert f"“analysis.ipynb” was taken in “{folder}”, so this notebook is “analysis 2.ipynb”" in title(warm["path"])
+
+    stop_server(hub, "alice")
+    cold = await click()
+    assert cold["fileName"] == "analysis.ipynb", "the dry run could not see the folder"
+    page = await open_as_browser(hub, token, f"/user/alice/notebooks/{folder}/analysis.ipynb")
+    assert page.status_code == 200 and page.url.path == f"/user/alice/notebooks/{folder}/analysis 3.ipynb"
+    assert f"“analysis.ipynb” was taken in “{folder}”, so this notebook is “analysis 3.ipynb”" in title(
+        f"{folder}/analysis 3.ipynb"
+    )
+    assert "was taken" not in title(first["path"]), "the older notebook is untouched"

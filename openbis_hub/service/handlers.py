@@ -25,7 +25,7 @@ from . import contents
 from .eln_query import parse_eln_query
 from .openapi import openapi_document
 from .paths import clean_folder, clean_notebook_name, join
-from .template import eln_notebook, make_run_all_safe, validate_request
+from .template import eln_notebook, make_run_all_safe, note_taken_name, validate_request
 
 log = logging.getLogger("openbis_hub.service")
 
@@ -313,12 +313,15 @@ class ELNHandler(StreamedBodyHandler):
             elif not dry_run and (blind is not None or not ready):
                 # its dry run could not see the folder: the server places it, renaming on a clash
                 chosen = blind or launcher.name_for_unseen_write(user, folder, filename)
+                note_taken_name(notebook, folder, filename, chosen)
                 await launcher.hand_over(user, folder, chosen, notebook, ready=ready)
             else:
                 chosen, folder_exists = await launcher.choose_name(
                     user, folder, filename, dry_run=dry_run, claimed=claimed
                 )
                 if notebook is not None:
+                    # the typed name was taken: the notebook's first cell says which name it got
+                    note_taken_name(notebook, folder, filename, chosen)
                     if not folder_exists:
                         await contents.ensure_folder(launcher.hub, user, folder)
                     await contents.save(launcher.hub, user, join(folder, chosen), notebook)

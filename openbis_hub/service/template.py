@@ -321,3 +321,39 @@ def make_run_all_safe(notebook: dict) -> list[int]:
         )
         rewritten.append(index)
     return rewritten
+
+
+# --- the name a researcher typed was taken ----------------------------------------------------
+
+
+def note_taken_name(notebook: dict, folder: str, requested: str, name: str) -> bool:
+    """Say in the notebook's first cell that ``requested`` was taken and the notebook is ``name``.
+
+    The ELN opens the name its dry run got and cannot say why it differs from what the researcher
+    typed, so the notebook does: a line under the title of the ELN's first (Markdown) cell.  A
+    notebook that does not start with Markdown keeps its cells.  Either way
+    ``metadata.openbis_hub.renamed`` records ``requested``, ``name`` and the cell's original source;
+    a second rename (the server placing it beside a file that appeared meanwhile) updates the line,
+    naming what was typed.  Returns whether a cell says it.
+    """
+    if requested == name:
+        return False
+    meta = notebook.setdefault("metadata", {}).setdefault("openbis_hub", {})
+    renamed = meta.get("renamed")
+    if not isinstance(renamed, dict):
+        renamed = meta["renamed"] = {"requested": requested}
+    renamed["name"] = name
+    cells = notebook.get("cells") or []
+    first = cells[0] if cells and isinstance(cells[0], dict) else None
+    if first is None or first.get("cell_type") != "markdown":
+        return False
+    if "original_source" not in renamed:
+        renamed["original_source"] = first.get("source", "")
+    original = renamed["original_source"]
+    lines = list(original) if isinstance(original, list) else str(original).splitlines(keepends=True)
+    if lines and not lines[-1].endswith("\n"):
+        lines[-1] += "\n"
+    where = f" in “{folder}”" if folder else ""
+    lines += ["\n", f"*“{renamed['requested']}” was taken{where}, so this notebook is “{name}”.*"]
+    first["source"] = lines if isinstance(original, list) else "".join(lines)
+    return True

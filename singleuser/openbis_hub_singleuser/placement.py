@@ -21,6 +21,8 @@ from tornado import web
 from tornado.escape import url_unescape
 from tornado.routing import Matcher
 
+from openbis_hub.service.template import note_taken_name
+
 MAX_NAME_BYTES = 244  # leaves room for Jupyter's "<stem>-checkpoint.ipynb"
 
 
@@ -71,6 +73,7 @@ def place(root_dir: str, folder: str, file_name: str, content: dict) -> str:
             raise PlacementError("no free name short enough")
         if n > 1:
             _rename_in_file_name_cell(content, _numbered(file_name, n - 1), name)
+            note_taken_name(content, folder, file_name, name)
         data = (json.dumps(content, indent=1, ensure_ascii=False) + "\n").encode()
         fd, tmp = tempfile.mkstemp(dir=directory, prefix=".openbis-hub-", suffix=".tmp")
         try:

@@ -351,18 +351,25 @@ def test_place_leaves_every_other_cell_untouched_on_a_rename(tmp_path):
     place(str(tmp_path), "", "n.ipynb", _notebook())
     place(str(tmp_path), "", "n.ipynb", _notebook())
     placed, original = _read(tmp_path / "n 2.ipynb"), _notebook()
+    # the first Markdown cell gains one line saying the name was taken, recorded in the metadata
+    renamed = placed["metadata"].pop("openbis_hub")["renamed"]
+    assert renamed == {"requested": "n.ipynb", "name": "n 2.ipynb", "original_source": original["cells"][0]["source"]}
     assert placed["metadata"] == original["metadata"]
-    assert [placed["cells"][i] for i in (0, 2)] == [original["cells"][i] for i in (0, 2)]
+    first = placed["cells"][0]["source"]
+    assert first[0] == original["cells"][0]["source"][0] + "\n" and first[-1].endswith("this notebook is “n 2.ipynb”.*")
+    assert placed["cells"][2] == original["cells"][2]
     assert {k: v for k, v in placed["cells"][1].items() if k != "source"} == {
         k: v for k, v in original["cells"][1].items() if k != "source"
     }
 
 
 def test_place_without_a_file_name_cell_writes_the_content_as_is(tmp_path):
-    content = {"nbformat": 4, "nbformat_minor": 5, "metadata": {}, "cells": [{"cell_type": "markdown", "source": "x"}]}
+    content = {"nbformat": 4, "nbformat_minor": 5, "metadata": {}, "cells": [{"cell_type": "code", "source": "x"}]}
     place(str(tmp_path), "", "n.ipynb", copy.deepcopy(content))
     place(str(tmp_path), "", "n.ipynb", copy.deepcopy(content))
-    assert _read(tmp_path / "n 2.ipynb") == content
+    placed = _read(tmp_path / "n 2.ipynb")
+    assert placed["metadata"].pop("openbis_hub") == {"renamed": {"requested": "n.ipynb", "name": "n 2.ipynb"}}
+    assert placed == content
 
 
 @pytest.mark.parametrize(

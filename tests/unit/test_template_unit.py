@@ -364,3 +364,65 @@ def test_run_all_passes_the_session_refresh_cell_and_the_rewrite_is_recorded():
     record = nb["metadata"]["openbis_hub"]["rewritten_cells"]
     assert record == [{"index": index, "reason": record[0]["reason"], "original_source": before[index]["source"]}]
     assert make_run_all_safe(nb) == [], "a second pass changes nothing"
+
+
+# --- the name typed was taken: the notebook's first cell says it -------------------------------
+
+
+def test_a_taken_name_is_said_under_the_title_and_recorded():
+    from openbis_hub.service.template import note_taken_name
+
+    nb = eln_notebook("analysis 2.ipynb", [], {"object": "/DEMO/STEP1"})
+    title = list(nb["cells"][0]["source"])
+    others = [dict(c) for c in nb["cells"][1:]]
+    assert note_taken_name(nb, "demo", "analysis.ipynb", "analysis 2.ipynb")
+    text = "".join(nb["cells"][0]["source"])
+    assert text.startswith("".join(title)), "the title stays first"
+    assert "“analysis.ipynb” was taken in “demo”, so this notebook is “analysis 2.ipynb”" in text
+    assert nb["cells"][1:] == others, "no other cell changes"
+    renamed = nb["metadata"]["openbis_hub"]["renamed"]
+    assert renamed == {"requested": "analysis.ipynb", "name": "analysis 2.ipynb", "original_source": title}
+
+    # placed beside a file that appeared meanwhile: one line, naming what was typed
+    assert note_taken_name(nb, "demo", "analysis 2.ipynb", "analysis 3.ipynb")
+    text = "".join(nb["cells"][0]["source"])
+    assert (
+        text.count("was taken") == 1
+        and "“analysis.ipynb” was taken in “demo”, so this notebook is “analysis 3.ipynb”" in text
+    )
+    assert "".join(renamed["original_source"]) == "".join(title)
+
+
+def test_a_free_name_or_a_notebook_without_a_title_keeps_its_cells():
+    from openbis_hub.service.template import note_taken_name
+
+    nb = eln_notebook("a.ipynb", [], {"object": "/DEMO/STEP1"})
+    before = [dict(c) for c in nb["cells"]]
+    assert not note_taken_name(nb, "", "a.ipynb", "a.ipynb")
+    assert nb["cells"] == before and "openbis_hub" not in nb["metadata"]
+
+    code_first = {"cells": [{"cell_type": "code", "metadata": {}, "outputs": [], "source": "1"}], "metadata": {}}
+    assert not note_taken_name(code_first, "", "a.ipynb", "a 2.ipynb")
+    assert code_first["cells"][0]["source"] == "1"
+    assert code_first["metadata"]["openbis_hub"]["renamed"] == {"requested": "a.ipynb", "name": "a 2.ipynb"}
+
+
+# --- both ELN generations' save cells read the same ---------------------------------------------
+
+
+def test_the_older_and_the_newer_elns_save_cells_give_the_same_save_defaults():
+    """openBIS 20.10's ELN writes props '$name'/'$history_id', openBIS 6/7's 'name'/'history_id';
+    the server's save dialog reads owner, type, parents, name, notes and history from either."""
+    from openbis_hub_singleuser.template import defaults_from_notebook
+
+    older = eln_notebook("a.ipynb", DATASETS[:2], {"object": "/DEMO/ANALYSIS/STEP1"}, history_id="hid-1")
+    newer = eln_notebook("a.ipynb", DATASETS[:2], {"object": "/DEMO/ANALYSIS/STEP1"}, history_id="hid-1")
+    save = newer["cells"][-1]
+    assert any("'$name'" in line for line in save["source"])
+    save["source"] = [
+        line.replace("'$name'", "'name'").replace("'$history_id'", "'history_id'") for line in save["source"]
+    ]
+    assert defaults_from_notebook(older) == defaults_from_notebook(newer)
+    defaults = defaults_from_notebook(newer)
+    assert defaults["owner"] == {"object": "/DEMO/ANALYSIS/STEP1"} and defaults["type"] == "ANALYSIS_NOTEBOOK"
+    assert defaults["history_id"] == "hid-1" and defaults["parents"] == [d["permId"] for d in DATASETS[:2]]
