@@ -12,6 +12,18 @@ from eln_client import DATASET, FORM, eln_create, eln_url, notebook, stop_server
 from kernel import run_code
 
 
+async def assert_pybis_connected(hub, user: str) -> None:
+    """In a kernel of ``user``'s server, a bare ``Openbis()`` reads a dataset."""
+    result = await run_code(
+        hub.url,
+        hub.admin_token,
+        user,
+        f"from pybis import Openbis\no = Openbis()\nprint(o.get_dataset('{DATASET}').permId)",
+    )
+    assert result["error"] is None, result
+    assert DATASET in result["stdout"]
+
+
 async def test_eln_flow_opens_notebook_and_pybis_works(hub, token_for, openbis_standin):
     token = token_for("alice")
     nb = notebook("x = 1")
@@ -34,14 +46,7 @@ async def test_eln_flow_opens_notebook_and_pybis_works(hub, token_for, openbis_s
     assert page.url.path == next_path
     assert answer["link"].endswith(quote(next_path))
 
-    result = await run_code(
-        hub.url,
-        hub.admin_token,
-        "alice",
-        f"from pybis import Openbis\no = Openbis()\nprint(o.get_dataset('{DATASET}').permId)",
-    )
-    assert result["error"] is None, result
-    assert DATASET in result["stdout"]
+    await assert_pybis_connected(hub, "alice")
 
 
 async def test_fresh_token_reaches_running_server(hub, token_for, openbis_standin):
@@ -54,14 +59,7 @@ async def test_fresh_token_reaches_running_server(hub, token_for, openbis_standi
 
     new_token = token_for("alice")  # the user logs in to openBIS again and clicks
     await eln_create(hub, new_token, "fresh", "b.ipynb")
-    result = await run_code(
-        hub.url,
-        hub.admin_token,
-        "alice",
-        f"from pybis import Openbis\no = Openbis()\nprint(o.get_dataset('{DATASET}').permId)",
-    )
-    assert result["error"] is None, result
-    assert DATASET in result["stdout"]
+    await assert_pybis_connected(hub, "alice")
 
 
 async def test_names_never_overwrite(hub, token_for):
