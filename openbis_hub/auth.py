@@ -270,6 +270,39 @@ class OpenBISAuthenticator(Authenticator):
         help="Session name of the personal access tokens created for notebooks (shown in openBIS).",
     )
 
+    login_hint = Unicode(
+        config=True,
+        help="""
+        A line shown on the hub's login page above the form, e.g. which
+        accounts a trial installation has.  Empty: nothing is shown.
+
+        Defaults to the ``OPENBIS_HUB_LOGIN_HINT`` environment variable
+        (``openbis-hub demo`` sets it to the stand-in's demo logins).
+        """,
+    )
+
+    @default("login_hint")
+    def _login_hint_default(self):
+        return os.environ.get("OPENBIS_HUB_LOGIN_HINT", "")
+
+    dataset_link_template = Unicode(
+        config=True,
+        help="""
+        Where the link "Open it in the openBIS ELN" after a save points:
+        ``{openbis_url}`` and ``{permId}`` are filled in.  Passed to each
+        user's server as ``OPENBIS_HUB_DATASET_LINK``.  Empty: the server's
+        default, the dataset's page in the ELN served by openBIS
+        (``{openbis_url}/openbis/webapp/eln-lims/?...&viewData={permId}``).
+        Set it when the ELN lives elsewhere.
+
+        Defaults to the ``OPENBIS_HUB_DATASET_LINK`` environment variable.
+        """,
+    )
+
+    @default("dataset_link_template")
+    def _dataset_link_template_default(self):
+        return os.environ.get("OPENBIS_HUB_DATASET_LINK", "")
+
     @default("enable_auth_state")
     def _enable_auth_state_default(self):
         # the openBIS token lives in auth_state: encrypted, needs JUPYTERHUB_CRYPT_KEY
@@ -405,3 +438,5 @@ class OpenBISAuthenticator(Authenticator):
         the launch service says a new one has arrived, so there is one path.
         """
         spawner.environment["OPENBIS_URL"] = self.openbis_url
+        if self.dataset_link_template:
+            spawner.environment["OPENBIS_HUB_DATASET_LINK"] = self.dataset_link_template

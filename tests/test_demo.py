@@ -158,8 +158,8 @@ def run_code_cells(nb, indexes: list[int]) -> None:
         )
 
 
-def save_to_openbis(nb, name: str, screenshots: bool) -> str:
-    """Click "Save to openBIS" (the labextension), else call the server's save endpoint."""
+def save_to_openbis(nb, name: str, screenshots: bool) -> tuple[str, str]:
+    """Click "Save to openBIS" (the labextension), else call the server's save endpoint: (permId, link)."""
     button = nb.locator(".jp-OpenBISSave-button").first
     try:
         button.wait_for(timeout=30_000)
@@ -175,8 +175,9 @@ def save_to_openbis(nb, name: str, screenshots: bool) -> str:
         saved.wait_for(timeout=120_000)
         shot(nb, "demo-saved.png", screenshots)
         perm_id = saved.locator("code").first.inner_text().strip()
+        link = saved.locator("a", has_text="Open it in the openBIS ELN").get_attribute("href")
         nb.locator(".jp-Dialog-button").last.click()
-        return perm_id
+        return perm_id, link
     # no labextension: the same thing through the server's endpoint
     nb.keyboard.press("Control+s")
     path = unquote(urlsplit(nb.url).path).split("/notebooks/", 1)[1]
@@ -191,11 +192,27 @@ def save_to_openbis(nb, name: str, screenshots: bool) -> str:
         }""",
         [base, path, name],
     )
-    return answer["permId"]
+    return answer["permId"], answer["link"]
 
 
-def story(demo: Demo, user: str, password: str, screenshots: bool = False) -> str:
-    """The whole ELN story in Chromium; returns the permId of the saved dataset."""
+def dataset_labels_fit(page) -> list[str]:
+    """The dialog's dataset labels, each checked to be shown whole (wrapped, never cut off)."""
+    return page.eval_on_selector_all(
+        "#jn-datasets label",
+        """labels => labels.map(l => {
+            const dialog = document.getElementById("jupyter-dialog").getBoundingClientRect();
+            const r = l.getBoundingClientRect();
+            if (l.scrollWidth > l.clientWidth || r.right > dialog.right || r.left < dialog.left) return "CUT: " + l.textContent;
+            return l.textContent.trim();
+        })""",
+    )
+
+
+def story(demo: Demo, user: str, password: str, screenshots: bool = False, own_eln: bool = True) -> str:
+    """The whole ELN story in Chromium; returns the permId of the saved dataset.
+
+    ``own_eln``: the demo's stand-in, whose saved datasets link to the demo's ELN-like page; the
+    story then follows that link and makes a copy with "Use Jupyter Notebook as Template"."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
@@ -235,8 +252,11 @@ def story(demo: Demo, user: str, password: str, screenshots: bool = False) -> st
 
             # the ELN's dialog, preselected from the entity
             page.locator("#jupyter-dialog[open]").wait_for(timeout=30_000)
-            selected = page.eval_on_selector("#jn-datasets", "s => Array.from(s.selectedOptions).map(o => o.value)")
+            selected = page.eval_on_selector_all("#jn-datasets input:checked", "boxes => boxes.map(b => b.value)")
             assert selected == [OBJECT_DATASET]
+            labels = dataset_labels_fit(page)
+            assert f"{OBJECT_DATASET} (Step 1 notes) [RAW_DATA]" in labels, labels
+            assert not [label for label in labels if label.startswith("CUT: ")], labels
             assert page.input_value("#jn-owner").endswith("/STEP1")
             page.fill("#jn-folder", "demo")
             page.fill("#jn-name", "analysis")
@@ -283,7 +303,7 @@ def story(demo: Demo, user: str, password: str, screenshots: bool = False) -> st
             nb.evaluate("i => document.querySelectorAll('.jp-Notebook .jp-CodeCell')[i].scrollIntoView()", 5)
             shot(nb, "demo-notebook.png", screenshots)
 
-            perm_id = save_to_openbis(nb, "Demo analysis", screenshots)
+            perm_id, link = save_to_openbis(nb, "Demo analysis", screenshots)
             assert perm_id
 
             # back in the ELN: the new dataset is listed without a reload
@@ -293,16 +313,100 @@ def story(demo: Demo, user: str, password: str, screenshots: bool = False) -> st
             assert "ANALYSIS_NOTEBOOK" in row.inner_text()
             assert "Demo analysis" in row.inner_text()
             shot(page, "demo-dataset-listed.png", screenshots)
+            if own_eln:
+                follow_the_link_and_copy(context, demo, link, perm_id, notebook, screenshots)
+            else:
+                assert link.endswith(
+                    f"/openbis/webapp/eln-lims/?menuUniqueId=null&viewName=showViewDataSetPageFromPermId&viewData={perm_id}"
+                )
             return perm_id
         finally:
             browser.close()
 
 
+def follow_the_link_and_copy(context, demo: Demo, link: str, perm_id: str, original: dict, screenshots: bool) -> None:
+    """ "Open it in the openBIS ELN" opens the dataset on the demo's own page (http: no certificate
+    warning), logged in as in the first tab; its notebook's Jupyter icon makes a copy ("Use Jupyter
+    Notebook as Template", Keep History) under the typed name, which is taken: the page says so."""
+    assert link == (f"{demo.eln_url}?menuUniqueId=null&viewName=showViewDataSetPageFromPermId&viewData={perm_id}"), link
+    eln = context.new_page()  # the link's target=_blank tab
+    requests = []
+    eln.on("request", lambda r: requests.append(r))
+    eln.goto(link)
+    eln.locator("#dataset-title", has_text=f"Dataset: {perm_id}").wait_for(timeout=30_000)
+    assert eln.locator('[data-property="$NAME"]').inner_text() == "Demo analysis"
+    row = eln.locator('#files tr[data-path$="analysis.ipynb"]')
+    row.wait_for(timeout=30_000)
+    shot(eln, "demo-dataset-view.png", screenshots)
+    row.locator("button.jupyter-template").click()
+    eln.locator("#jupyter-template-dialog[open]").wait_for(timeout=30_000)
+    eln.check("#jt-keep-history")
+    eln.fill("#jt-folder", "demo")
+    eln.fill("#jt-name", "analysis")
+    with context.expect_page(timeout=240_000) as new_tab:
+        eln.click("#jt-accept")
+    copy = new_tab.value
+    copy.wait_for_url(re.compile(r"/notebooks/demo/analysis%202\.ipynb$"), timeout=120_000)
+    notice = eln.locator("#notice")
+    notice.wait_for(timeout=30_000)
+    assert '"analysis.ipynb" was taken in "demo", so your new notebook is "analysis 2.ipynb".' in notice.inner_text()
+
+    # the ELN's requests: the notebook from the DSS with ?sessionID=, the dry run, the notebook
+    path = row.get_attribute("data-path")
+    (download,) = [r for r in requests if "/datastore_server/" + perm_id + "/" in r.url]
+    assert download.method == "GET" and urlsplit(download.url).path.endswith("/" + path)
+    assert parse_qs(urlsplit(download.url).query)["sessionID"][0].startswith("alice-")
+    posts = [r for r in requests if r.method == "POST" and "/services/openbis/" in r.url]
+    assert [parse_qs(urlsplit(r.url).query)["test"] for r in posts] == [["True"], ["False"]]
+    assert posts[0].post_data == "TEST"
+    cells = {
+        c["metadata"].get("code_cell_id"): "".join(c["source"])
+        for c in json.loads(posts[1].post_data)["cells"]
+        if c["cell_type"] == "code"
+    }
+    history = next(
+        "".join(c["source"]) for c in original["cells"] if c["metadata"].get("code_cell_id") == "resultDatasetHistoryId"
+    )
+    assert cells["fileName"] == "fileName='analysis 2.ipynb'"
+    assert cells["resultDatasetParents"] == f'resultDatasetParents=["{perm_id}"]'
+    assert cells["resultDatasetHistoryId"] == history, "Keep History"
+    # and the notebook's first cell says which name it got
+    stored_nb = copy.evaluate(
+        """async url => {
+            const xsrf = (document.cookie.match(/_xsrf=([^;]+)/) || [])[1] || "";
+            const r = await fetch(url + "?content=1", {headers: {"X-XSRFToken": decodeURIComponent(xsrf)}});
+            return r.ok ? await r.json() : {status: r.status, text: await r.text()};
+        }""",
+        copy.url.split("?", 1)[0].replace("/notebooks/", "/api/contents/", 1),
+    )
+    assert "content" in stored_nb, stored_nb
+    assert "“analysis.ipynb” was taken in “demo”, so this notebook is “analysis 2.ipynb”" in "".join(
+        stored_nb["content"]["cells"][0]["source"]
+    )
+    shot(copy, "demo-copy.png", screenshots)
+
+
 # ---------------------------------------------------------------------------- tests
+def state_dir_in(output: str) -> Path:
+    m = re.search(r"^State \(hub database, notebooks, openBIS data\) is (?:kept )?in (\S+?):? ", output + " ", re.M)
+    assert m, output
+    return Path(m.group(1))
+
+
 def test_demo_starts_serves_the_page_and_stops_cleanly():
     demo = Demo()
+    state = None
     try:
         assert "alice / alice-pw" in demo.output
+        # a newcomer learns where the notebooks are, and that they go away with the demo
+        state = state_dir_in(demo.output)
+        assert state.is_dir()
+        assert f"Notebooks live in {state / 'hub' / 'users'}/<user>/" in demo.output
+        assert "a temporary directory,\nremoved when the demo stops. Keep it with --state-dir DIR." in demo.output
+        # the hub's own login page names the demo logins too
+        login = httpx.get(f"{demo.hub_url}/hub/login")
+        assert login.status_code == 200
+        assert 'id="openbis-login-hint"' in login.text and "alice / alice-pw" in login.text
         page = httpx.get(demo.eln_url)
         assert page.status_code == 200 and "Create &amp; connect" in page.text
         profile = httpx.get(demo.eln_url + "profile.js").text
@@ -325,6 +429,34 @@ def test_demo_starts_serves_the_page_and_stops_cleanly():
     finally:
         if demo.proc.poll() is None:
             demo.stop_and_check_clean()
+    assert state is not None and not state.exists(), "the temporary state is removed on exit"
+
+
+def test_demo_keeps_its_state_with_state_dir(tmp_path):
+    """--state-dir DIR: the banner says the state is kept there, the notebooks are under DIR, and they stay."""
+    state = tmp_path / "kept"
+    demo = Demo("--state-dir", str(state))
+    try:
+        assert f"State (hub database, notebooks, openBIS data) is kept in {state}" in demo.output
+        assert "temporary" not in demo.output
+        token = httpx.post(
+            f"http://127.0.0.1:{demo.eln_port}/openbis/openbis/rmi-application-server-v3.json",
+            json={"jsonrpc": "2.0", "id": "1", "method": "login", "params": ["alice", "alice-pw"]},
+        ).json()["result"]
+        form = {"Content-Type": "application/x-www-form-urlencoded; charset=UTF-8"}
+        query = f"{demo.hub_url}/services/openbis/?token={token}&folder=kept&filename=n.ipynb"
+        nb = {"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 2}
+        assert httpx.post(query + "&test=True", content=b"TEST", headers=form, timeout=120).status_code == 200
+        assert httpx.post(query + "&test=False", content=json.dumps(nb), headers=form, timeout=120).status_code == 200
+        notebook = state / "hub" / "users" / "alice" / "kept" / "n.ipynb"
+        deadline = time.monotonic() + 120
+        while not notebook.exists() and time.monotonic() < deadline:  # a cold click: placed as the server starts
+            time.sleep(0.2)
+        assert notebook.exists(), f"Notebooks live in {state / 'hub' / 'users'}/<user>/"
+    finally:
+        if demo.proc.poll() is None:
+            demo.stop_and_check_clean()
+    assert notebook.exists(), "kept after the demo stopped"
 
 
 def test_demo_argument_errors():
@@ -403,7 +535,7 @@ def test_demo_against_an_external_openbis(tmp_path):
         demo = Demo("--openbis-url", openbis.url, "--openbis-ca-bundle", openbis.ca_file)
         try:
             assert "Log in with your account on " + openbis.url in demo.output
-            perm_id = story(demo, "Jane.Doe", "jane-pw")
+            perm_id = story(demo, "Jane.Doe", "jane-pw", own_eln=False)
         finally:
             if demo.proc.poll() is None:
                 demo.stop_and_check_clean()

@@ -125,6 +125,22 @@ def profile_js(hub_url: str, demo_users: list[tuple[str, str]], openbis_label: s
     return "window.profile = " + json.dumps(profile, indent=2) + ";\n"
 
 
+def dataset_link(eln_origin: str) -> str:
+    """The link after "Save to openBIS": the dataset's view on the demo's own ELN-like page, in the
+    real ELN's form (``?menuUniqueId=null&viewName=showViewDataSetPageFromPermId&viewData=<permId>``)."""
+    return f"{eln_origin}{ELN_PATH}?menuUniqueId=null&viewName=showViewDataSetPageFromPermId&viewData={{permId}}"
+
+
+def demo_logins(demo_users: list[tuple[str, str]]) -> str:
+    return "Demo logins (user / password): " + ", ".join(f"{u} / {p}" for u, p in demo_users)
+
+
+def hub_settings(eln_origin: str, demo_users: list[tuple[str, str]]) -> dict:
+    """What the demo with the stand-in tells the hub beyond the deployment's settings: the logins on the
+    hub's login page (OPENBIS_HUB_LOGIN_HINT) and where a saved dataset's link opens (OPENBIS_HUB_DATASET_LINK)."""
+    return {"OPENBIS_HUB_LOGIN_HINT": demo_logins(demo_users), "OPENBIS_HUB_DATASET_LINK": dataset_link(eln_origin)}
+
+
 def eln_handlers(profile: str) -> list:
     """Tornado routes for the ELN-like page, with the demo's profile."""
     import tornado.web
@@ -375,6 +391,7 @@ async def run(args: argparse.Namespace) -> int:
             # the servers' python (and jupyterhub-singleuser) come from this environment
             "PATH": os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""),
         }
+        env.update(hub_settings(eln_origin, demo_users) if standin is not None else {})  # login hint, dataset link
         (state / "hub").mkdir(parents=True, exist_ok=True)
         config = state / "hub" / "jupyterhub_config.py"
         config.write_text(HUB_CONFIG)
@@ -393,12 +410,16 @@ async def run(args: argparse.Namespace) -> int:
         say()
         say(f"Open the ELN-like page:  {eln_origin}{ELN_PATH}")
         if demo_users:
-            say("Demo logins (user / password): " + ", ".join(f"{u} / {p}" for u, p in demo_users))
+            say(demo_logins(demo_users))
         else:
             say(f"Log in with your account on {openbis_url}.")
         say("Pick a collection or an object, then More... -> New Jupyter notebook.")
+        say(f"Notebooks live in {notebooks_dir(state)}{os.sep}<user>{os.sep}")
         if keep_state:
-            say(f"State (hub database, notebooks): {state}")
+            say(f"State (hub database, notebooks, openBIS data) is kept in {state}")
+        else:
+            say(f"State (hub database, notebooks, openBIS data) is in {state}: a temporary directory,")
+            say("removed when the demo stops. Keep it with --state-dir DIR.")
         say("Press Ctrl-C to stop.")
         while not stop.is_set():
             if hub.process.poll() is not None:
@@ -421,6 +442,11 @@ async def run(args: argparse.Namespace) -> int:
         if not keep_state:
             shutil.rmtree(state, ignore_errors=True)
         say("Stopped.")
+
+
+def notebooks_dir(state: Path) -> Path:
+    """Where the users' servers keep their notebooks (their home directories under the hub's state)."""
+    return state / "hub" / "users"
 
 
 async def wait_for_hub(hub: Hub, hub_url: str, stop: asyncio.Event, timeout: float = 180) -> bool:

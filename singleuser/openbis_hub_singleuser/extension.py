@@ -131,9 +131,17 @@ class OpenBISHub(LoggingConfigurable):
     export_html = Bool(True, help="Also upload an HTML export (nbconvert) of the notebook.").tag(config=True)
 
     link_template = Unicode(
-        DEFAULT_LINK_TEMPLATE,
-        help="Link to a saved dataset shown to the user; ``{openbis_url}`` and ``{permId}`` are filled in.",
+        help="""Link to a saved dataset shown to the user; ``{openbis_url}`` and ``{permId}`` are filled in.
+
+        Default: ``$OPENBIS_HUB_DATASET_LINK`` (the hub's
+        ``OpenBISAuthenticator.dataset_link_template``), else the dataset's
+        page in the ELN served by openBIS.
+        """,
     ).tag(config=True)
+
+    @default("link_template")
+    def _default_link_template(self):
+        return os.environ.get("OPENBIS_HUB_DATASET_LINK") or DEFAULT_LINK_TEMPLATE
 
     openbis_timeout = Float(10.0, help="Seconds to wait for openBIS when checking tokens.").tag(config=True)
 

@@ -1,4 +1,7 @@
-// The ELN-like page: log in, browse the demo entities, "More..." -> "New Jupyter notebook".
+// The ELN-like page: log in, browse the demo entities, "More..." -> "New Jupyter notebook", a dataset's
+// files with "Use Jupyter Notebook as Template" on each .ipynb. The ELN's own links open here too:
+// ?menuUniqueId=null&viewName=showViewDataSetPageFromPermId&viewData=<permId> (and the Sample and
+// Experiment views), as the link after "Save to openBIS" does.
 "use strict";
 
 (function () {
@@ -46,8 +49,8 @@
     $("login-error").textContent = "";
     try {
       await openbis.login($("user").value.trim(), $("password").value);
-      sessionStorage.setItem("openbis-session", openbis.getSession());
-      sessionStorage.setItem("openbis-user", openbis.getUserId());
+      localStorage.setItem("openbis-session", openbis.getSession());
+      localStorage.setItem("openbis-user", openbis.getUserId());
       await showApp();
     } catch (e) {
       $("login-error").textContent = e.message;
@@ -58,8 +61,8 @@
 
   async function onLogout() {
     stopPolling();
-    sessionStorage.removeItem("openbis-session");
-    sessionStorage.removeItem("openbis-user");
+    localStorage.removeItem("openbis-session");
+    localStorage.removeItem("openbis-user");
     await openbis.logout();
     showLogin();
   }
@@ -75,6 +78,36 @@
     $("jupyter-new").hidden = !jupyterEnabled;
     [state.experiments, state.samples] = await Promise.all([openbis.experiments(), openbis.samples()]);
     renderTree();
+    await openFromUrl();
+  }
+
+  // the ELN's links: ?menuUniqueId=null&viewName=<view>&viewData=<permId>
+  async function openFromUrl() {
+    const query = new URLSearchParams(window.location.search);
+    const view = query.get("viewName");
+    const permId = query.get("viewData");
+    if (!view || !permId) return;
+    if (view === "showViewDataSetPageFromPermId") {
+      await openDataset(permId);
+      return;
+    }
+    const kind = { showViewSamplePageFromPermId: "sample", showViewExperimentPageFromPermId: "experiment" }[view];
+    const entity = (kind === "sample" ? state.samples : state.experiments).find(e => permIdOf(e) === permId);
+    if (entity) await openEntity(kind, entity);
+    else $("entity").replaceChildren(el("p", { class: "error" }, `No ${kind || "entity"} ${permId} here.`));
+  }
+
+  function setUrl(view, permId) {
+    const url = `${window.location.pathname}?menuUniqueId=null&viewName=${view}&viewData=${encodeURIComponent(permId)}`;
+    if (window.location.pathname + window.location.search !== url) window.history.replaceState(null, "", url);
+  }
+
+  // a note that stays on the page after the dialog closes (e.g. the name a notebook got)
+  function showNotice(text) {
+    const notice = $("notice");
+    notice.replaceChildren(el("span", {}, text),
+      el("button", { type: "button", class: "link", onclick: () => { notice.hidden = true; } }, "dismiss"));
+    notice.hidden = false;
   }
 
   function renderTree() {
@@ -117,6 +150,7 @@
   // ------------------------------------------------------------------ entity form
   async function openEntity(kind, entity) {
     stopPolling();
+    setUrl(kind === "experiment" ? "showViewExperimentPageFromPermId" : "showViewSamplePageFromPermId", permIdOf(entity));
     state.current = { kind: kind, entity: entity };
     state.known = new Set();
     document.querySelectorAll(".tree a.selected").forEach(a => a.classList.remove("selected"));
@@ -173,7 +207,8 @@
       const code = ds.code || permIdOf(ds);
       const isNew = !first && !state.known.has(code);
       return el("tr", { class: isNew ? "new" : null, "data-permid": code },
-        el("td", {}, el("code", {}, code)),
+        el("td", {}, el("a", { class: "dataset-link", href: "#", onclick: e => { e.preventDefault(); openDataset(code); } },
+          el("code", {}, code))),
         el("td", {}, (ds.type && ds.type.code) || ""),
         el("td", {}, nameOf(ds)),
         el("td", {}, (ds.parents || []).map(p => permIdOf(p)).join(", ")),
@@ -184,6 +219,103 @@
     if (body) body.replaceChildren(...(rows.length ? rows : [el("tr", {}, el("td", { colspan: 5, class: "muted" }, "No datasets yet."))]));
     const note = $("refresh-note");
     if (note) note.textContent = "updated " + new Date().toLocaleTimeString();
+  }
+
+  // ------------------------------------------------------------------ dataset view
+  async function openDataset(permId) {
+    stopPolling();
+    state.current = null;
+    setUrl("showViewDataSetPageFromPermId", permId);
+    document.querySelectorAll(".tree a.selected").forEach(a => a.classList.remove("selected"));
+    const ds = await openbis.dataset(permId);
+    if (!ds) {
+      $("entity").replaceChildren(el("p", { class: "error", id: "dataset-missing" }, `No dataset ${permId} here.`));
+      return;
+    }
+    const code = ds.code || permIdOf(ds);
+    const ownerKind = ds.sample ? "sample" : "experiment";
+    const owner = ds.sample || ds.experiment;
+    const ownerEntity = (ownerKind === "sample" ? state.samples : state.experiments)
+      .find(e => permIdOf(e) === permIdOf(owner));
+    const files = (await openbis.files(permId)).filter(f => !f.directory);
+    const props = Object.entries(ds.properties || {});
+    $("entity").replaceChildren(
+      el("div", { class: "entity-header" }, el("h1", { id: "dataset-title" }, "Dataset: " + code)),
+      el("dl", { class: "props" },
+        el("dt", {}, "Type"), el("dd", {}, (ds.type && ds.type.code) || ""),
+        el("dt", {}, ownerKind === "sample" ? "Object" : "Collection"),
+        el("dd", {}, ownerEntity
+          ? el("a", { href: "#", onclick: e => { e.preventDefault(); openEntity(ownerKind, ownerEntity); } },
+            identifierOf(ownerEntity))
+          : permIdOf(owner)),
+        el("dt", {}, "Parents"),
+        el("dd", {}, (ds.parents || []).map(p => permIdOf(p)).join(", ") || "none"),
+        props.map(([k, v]) => [el("dt", {}, k), el("dd", { "data-property": k }, String(v))])),
+      el("h2", {}, "Files"),
+      el("table", { id: "files" },
+        el("thead", {}, el("tr", {}, ["File", "Size", ""].map(h => el("th", {}, h)))),
+        el("tbody", {}, files.map(f => el("tr", { "data-path": f.path },
+          el("td", {}, el("code", {}, f.path)),
+          el("td", {}, String(f.fileLength)),
+          el("td", {}, f.path.endsWith(".ipynb") && jupyterEnabled
+            ? el("button", { type: "button", class: "jupyter-template", title: "Use Jupyter Notebook as Template",
+              onclick: () => openTemplateDialog(code, f.path) }, "Jupyter")
+            : ""))))),
+    );
+  }
+
+  // "Use Jupyter Notebook as Template" (the ELN's JupyterCopyNotebookView)
+  function openTemplateDialog(datasetCode, path) {
+    const dialog = $("jupyter-template-dialog");
+    dialog.dataset.dataset = datasetCode;
+    dialog.dataset.path = path;
+    $("jt-source").textContent = `${datasetCode}/${path}`;
+    $("jt-error").textContent = "";
+    $("jt-progress").hidden = true;
+    $("jt-open").hidden = true;
+    $("jt-keep-history").checked = false;
+    $("jt-folder").value = "notebooks";
+    $("jt-name").value = path.split("/").pop().replace(/\.ipynb$/, "") + " copy";
+    dialog.showModal();
+  }
+
+  async function onTemplateAccept() {
+    const dialog = $("jupyter-template-dialog");
+    const folder = $("jt-folder").value.trim();
+    const name = $("jt-name").value.trim();
+    if (!folder || !name) {
+      $("jt-error").textContent = "Give a directory name and a notebook name.";
+      return;
+    }
+    $("jt-error").textContent = "";
+    $("jt-accept").disabled = true;
+    $("jt-progress").hidden = false;
+    $("jt-progress").textContent = "Starting your Jupyter server ...";
+    try {
+      const url = await openbis.downloadUrl(dialog.dataset.dataset, dialog.dataset.path);
+      const result = await JupyterUtil.openJupyterNotebookFromTemplate(folder, name, url, dialog.dataset.dataset,
+        $("jt-keep-history").checked, p => { if (p === "write") $("jt-progress").textContent = "Writing the notebook ..."; });
+      noteTakenName(folder, result);
+      if (result.opened) {
+        dialog.close();
+      } else {
+        const open = $("jt-open");
+        open.querySelector("a").href = result.url;
+        open.hidden = false;
+      }
+    } catch (e) {
+      $("jt-error").textContent = e.message;
+    } finally {
+      $("jt-progress").hidden = true;
+      $("jt-accept").disabled = false;
+    }
+  }
+
+  // the real ELN cannot say it (the notebook's first cell does); this page can
+  function noteTakenName(folder, result) {
+    if (result.fileName !== result.requested) {
+      showNotice(`"${result.requested}" was taken in "${folder}", so your new notebook is "${result.fileName}".`);
+    }
   }
 
   // ------------------------------------------------------------------ the dialog
@@ -207,12 +339,13 @@
       const mine = await openbis.datasetsOf(current.kind, permIdOf(current.entity));
       mine.forEach(ds => preselected.add(ds.code || permIdOf(ds)));
     }
+    // one checkbox per dataset: the whole label shows, wrapped if long (a list box cuts it off)
     $("jn-datasets").replaceChildren(...state.datasets.map(ds => {
       const code = ds.code || permIdOf(ds);
       const label = code + (nameOf(ds) ? ` (${nameOf(ds)})` : "") + (ds.type ? ` [${ds.type.code}]` : "");
-      const option = el("option", { value: code }, label);
-      option.selected = preselected.has(code);
-      return option;
+      const box = el("input", { type: "checkbox", value: code });
+      box.checked = preselected.has(code);
+      return el("label", { class: "check" }, box, el("span", {}, label));
     }));
     const owners = [
       ...state.experiments.map(e => ({ kind: "experiment", entity: e, label: "Collection " + identifierOf(e) })),
@@ -229,7 +362,7 @@
   }
 
   function dialogValues() {
-    const datasets = Array.from($("jn-datasets").selectedOptions).map(o => {
+    const datasets = Array.from($("jn-datasets").querySelectorAll("input:checked")).map(o => {
       const ds = state.datasets.find(d => (d.code || permIdOf(d)) === o.value);
       return { permId: o.value, owner: ownerOf(ds) };
     });
@@ -272,6 +405,7 @@
     try {
       const result = await JupyterUtil.createJupyterNotebookAndOpen(values.folder, values.name, values.datasets,
         values.owner, p => { phase = p; tick(); });
+      noteTakenName(values.folder, result);
       if (result.opened) {
         $("jupyter-dialog").close();
       } else {
@@ -305,6 +439,8 @@
     $("jn-connect").addEventListener("click", onConnect);
     $("jn-download").addEventListener("click", onDownload);
     $("jn-cancel").addEventListener("click", () => $("jupyter-dialog").close());
+    $("jt-accept").addEventListener("click", onTemplateAccept);
+    $("jt-cancel").addEventListener("click", () => $("jupyter-template-dialog").close());
     $("jupyter-workspace").addEventListener("click", e => {
       e.preventDefault();
       window.open(JupyterUtil.getJupyterURL(), "_blank");
@@ -313,10 +449,11 @@
     document.addEventListener("click", e => {
       if (!e.target.closest(".more")) document.querySelectorAll(".more-menu").forEach(m => { m.hidden = true; });
     });
-    const saved = sessionStorage.getItem("openbis-session");
+    // kept for every tab, as the ELN's session cookie is: a link from a notebook opens logged in
+    const saved = localStorage.getItem("openbis-session");
     if (saved) {
       openbis.session = saved;
-      openbis.userId = sessionStorage.getItem("openbis-user");
+      openbis.userId = localStorage.getItem("openbis-user");
       try {
         if (await openbis.isSessionActive()) { await showApp(); return; }
       } catch (e) { /* log in again */ }

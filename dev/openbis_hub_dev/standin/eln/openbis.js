@@ -4,6 +4,7 @@
 
 (function () {
   const AS_URL = "/openbis/openbis/rmi-application-server-v3.json";
+  const DSS_URL = "/datastore_server/rmi-data-store-server-v3.json";
   let rpcId = 0;
 
   // openBIS answers with Jackson object ids: an object seen before comes back as its
@@ -34,8 +35,8 @@
     return root;
   }
 
-  async function call(method, params) {
-    const response = await fetch(AS_URL, {
+  async function call(method, params, url) {
+    const response = await fetch(url || AS_URL, {
       method: "POST",
       headers: { "Content-Type": "application/json" },
       body: JSON.stringify({ jsonrpc: "2.0", id: String(++rpcId), method: method, params: params }),
@@ -136,6 +137,32 @@
         { "@type": "as.dto.dataset.search.DataSetSearchCriteria", operator: "AND", criteria: [] },
         datasetFetch()]);
       return result.objects;
+    },
+
+    async dataset(permId) {
+      const result = await call("searchDataSets", [this.session, permIdCriteria("dataset", permId), datasetFetch()]);
+      return result.objects[0] || null;
+    },
+
+    // the files of a dataset, from the data store server (DSS searchFiles)
+    async files(permId) {
+      const result = await call("searchFiles", [this.session, {
+        "@type": "dss.dto.datasetfile.search.DataSetFileSearchCriteria",
+        operator: "AND",
+        criteria: [permIdCriteria("dataset", permId)],
+      }, { "@type": "dss.dto.datasetfile.fetchoptions.DataSetFileFetchOptions" }], DSS_URL);
+      return result.objects;
+    },
+
+    // the ELN's file link: <data store downloadUrl>/datastore_server/<code>/<path>?sessionID=<session>
+    async downloadUrl(permId, path) {
+      const result = await call("searchDataStores", [this.session,
+        { "@type": "as.dto.datastore.search.DataStoreSearchCriteria", operator: "AND", criteria: [] },
+        fo("datastore.fetchoptions.DataStoreFetchOptions")]);
+      const store = result.objects[0] || {};
+      const base = store.downloadUrl || window.location.origin;
+      return base + "/datastore_server/" + permId + "/" + path.split("/").map(encodeURIComponent).join("/")
+        + "?sessionID=" + this.session;
     },
 
     // the datasets of an experiment (collection) or a sample (object)
