@@ -62,14 +62,24 @@ async def _execute(ws, user: str, code: str, timeout: float) -> dict:
 
 
 async def run_cells(
-    hub_url: str, token: str, user: str, codes: list[str], *, path: str | None = None, timeout: float = 120
+    hub_url: str,
+    token: str,
+    user: str,
+    codes: list[str],
+    *,
+    path: str | None = None,
+    timeout: float = 120,
+    server_url: str | None = None,
+    shutdown: bool = True,
 ) -> list[dict]:
     """Run ``codes`` one after the other in one kernel, as Run All does: stop at the first error.
 
     With ``path`` the kernel belongs to that notebook's session, so it runs in
     the notebook's folder as in JupyterLab.  Returns one ``{"stdout", "error"}`` per cell run.
+    ``server_url`` talks to a notebook server directly instead of through the hub;
+    ``shutdown=False`` leaves the kernel running (the notebook's session keeps it).
     """
-    base = f"{hub_url}/user/{quote(user, safe='')}"
+    base = server_url or f"{hub_url}/user/{quote(user, safe='')}"
     headers = {"Authorization": f"token {token}"}
     async with httpx.AsyncClient(headers=headers, timeout=60) as client:
         if path is None:
@@ -94,7 +104,8 @@ async def run_cells(
             ws.close()
             return results
         finally:
-            await client.delete(f"{base}/api/kernels/{kernel_id}")
+            if shutdown:
+                await client.delete(f"{base}/api/kernels/{kernel_id}")
 
 
 async def run_code(hub_url: str, token: str, user: str, code: str, timeout: float = 120) -> dict:

@@ -514,7 +514,13 @@ def test_save_template_notebook(server, standin, parents):
         "$NAME": "Calibration analysis", "NOTES": "fit looks fine", "$HISTORY_ID": history_id,
     }  # fmt: skip
     names = sorted(f.rsplit("/", 1)[-1] for f in ds["files"])
-    assert names == ["analysis.ipynb", "analysis.ipynb.html"]
+    assert names == [
+        "analysis.ipynb",
+        "analysis.ipynb.html",
+        "openbis-hub-environment.json",
+        "requirements.txt",
+        "runtime.txt",
+    ]
     assert ds["registrator"] == "alice"
 
     # the hash is that of the notebook as saved (same as the contents API's)
@@ -778,3 +784,137 @@ def test_save_with_expired_token_is_401(server, standin, fake_hub):
     fake_hub.auth_state = {"openbis_token": fresh, "notebook_token": fresh}
     assert server.http.post("/openbis/token").json()["changed"] is True
     server.openbis_token = fresh
+
+
+# --------------------------------------------------------------------------- any dataset type, reproducible saves
+
+
+def _stored_file(standin, token: str, perm_id: str, path: str) -> bytes:
+    r = httpx.get(
+        f"{standin.url}/datastore_server/{perm_id}/{path}", params={"sessionID": token}, verify=standin.ca_file
+    )
+    assert r.status_code == 200, r.text
+    return r.content
+
+
+async def test_save_any_type_checked_before_upload_with_the_kernels_environment(server, standin, parents, tmp_path):
+    """PROCESSED_DATA: a mandatory vocabulary property, a REAL one; the environment comes from the running kernel.
+
+    The kernel sees a package the server process does not (its own PYTHONPATH), so a requirements.txt
+    with it can only have come from the kernel's interpreter.
+    """
+    from kernel import run_cells
+
+    marker = tmp_path / "kernel-only"
+    (marker / "openbis_hub_marker-7.7.7.dist-info").mkdir(parents=True)
+    (marker / "openbis_hub_marker-7.7.7.dist-info" / "METADATA").write_text(
+        "Metadata-Version: 2.1\nName: openbis-hub-marker\nVersion: 7.7.7\n"
+    )
+    history_id = str(uuid.uuid4())
+    server.put_notebook("typed/run.ipynb", eln_template("run.ipynb", parents, OBJECT, history_id))
+    (server.root / "typed" / "fit.csv").write_text("x,y\n1,2\n")
+    results = await run_cells(
+        server.url,
+        SERVER_TOKEN,
+        "alice",
+        [f"import os, sys; os.environ['PYTHONPATH'] = {str(marker)!r}; sys.path.insert(0, {str(marker)!r})", "1 + 1"],
+        path="typed/run.ipynb",
+        server_url=server.url,
+        shutdown=False,
+    )
+    assert not any(r["error"] for r in results), results
+    count = len(standin.datasets())
+    base = {"path": "typed/run.ipynb", "type": "PROCESSED_DATA", "files": ["typed/fit.csv"]}
+
+    r = server.http.post("/openbis/save", json=base)
+    assert r.status_code == 400, r.text
+    assert r.json()["missing"] == ["INSTRUMENT"] and "INSTRUMENT" in r.json()["message"]
+    r = server.http.post("/openbis/save", json={**base, "properties": {"INSTRUMENT": "LASER", "TEMPERATURE": "warm"}})
+    assert r.status_code == 400, r.text
+    assert set(r.json()["invalid"]) == {"INSTRUMENT", "TEMPERATURE"}
+    assert "PT100" in r.json()["invalid"]["INSTRUMENT"]
+    for bad in (["../outside.txt"], ["typed/nope.csv"], ["/etc/passwd"], "typed/fit.csv"):
+        r = server.http.post("/openbis/save", json={**base, "files": bad, "properties": {"INSTRUMENT": "PT100"}})
+        assert r.status_code == 400, (bad, r.text)
+    assert len(standin.datasets()) == count, "nothing is registered before the values are right"
+
+    r = server.http.post(
+        "/openbis/save",
+        json={**base, "properties": {"INSTRUMENT": "pt100", "TEMPERATURE": "21.5"}, "edited_cells": [3]},
+    )
+    assert r.status_code == 200, r.text
+    saved = r.json()
+    ds = _dataset(standin, saved["permId"])
+    assert ds["type"] == "PROCESSED_DATA" and ds["sample"] == OBJECT and sorted(ds["parents"]) == parents
+    assert ds["properties"]["INSTRUMENT"] == "PT100" and ds["properties"]["TEMPERATURE"] == "21.5"
+    assert ds["properties"]["$HISTORY_ID"] == history_id
+    names = {f.rsplit("/", 1)[-1]: f for f in ds["files"]}
+    assert set(names) == {
+        "run.ipynb", "run.ipynb.html", "fit.csv", "requirements.txt", "runtime.txt", "openbis-hub-environment.json",
+    }  # fmt: skip
+    token = server.token_file(standin.url).read_text()
+    requirements = _stored_file(standin, token, saved["permId"], names["requirements.txt"]).decode()
+    assert "openbis-hub-marker==7.7.7" in requirements and "pybis==" in requirements
+    record = json.loads(_stored_file(standin, token, saved["permId"], names["openbis-hub-environment.json"]))
+    assert record["kernel"]["source"] == "running kernel"
+    assert record["python"]["python"] == ".".join(map(str, sys.version_info[:3]))
+    assert record["openbis_hub_version"] and record["execution"]["edited_since_run"] == [3]
+    assert record["execution"]["never_run"] and record["execution"]["in_order_top_to_bottom"] is False
+    runtime = _stored_file(standin, token, saved["permId"], names["runtime.txt"]).decode()
+    assert runtime == f"python-{record['python']['python']}\n"
+    stored_nb = json.loads(_stored_file(standin, token, saved["permId"], names["run.ipynb"]))
+    assert stored_nb["metadata"]["openbis"]["saved_environment"]["requirements_sha256"]
+    on_disk = json.loads((server.root / "typed" / "run.ipynb").read_text())
+    assert "saved_environment" not in on_disk["metadata"].get("openbis", {}), "the user's file stays as saved"
+
+    # a second save: same history id, a new version; without a running kernel the kernelspec's python answers
+    for session in server.http.get("/api/sessions").json():
+        server.http.delete(f"/api/sessions/{session['id']}")
+    r = server.http.post("/openbis/save", json={"path": "typed/run.ipynb"})
+    assert r.status_code == 200, r.text
+    second = _dataset(standin, r.json()["permId"])
+    assert second["properties"]["$HISTORY_ID"] == history_id and second["permId"] != saved["permId"]
+    assert r.json()["environment"]["kernel"]["source"] == "kernelspec"
+
+
+def test_first_save_of_a_plain_notebook_proposes_a_history_id(server):
+    server.put_notebook("plain-h.ipynb", {"nbformat": 4, "nbformat_minor": 5, "metadata": {}, "cells": []})
+    first = server.http.get("/openbis/save", params={"path": "plain-h.ipynb"}).json()
+    assert first["history_id_new"] is True and uuid.UUID(first["history_id"])
+    nb = {"nbformat": 4, "nbformat_minor": 5, "cells": [],
+          "metadata": {"openbis": {"history_id": first["history_id"],
+                                   "datasets": {"20000101000000000-1": {"path": "d", "files": []}}}}}  # fmt: skip
+    server.put_notebook("plain-h.ipynb", nb)
+    again = server.http.get("/openbis/save", params={"path": "plain-h.ipynb"}).json()
+    assert again["history_id"] == first["history_id"] and "history_id_new" not in again
+    assert again["parents"] == ["20000101000000000-1"], "downloaded datasets are offered as parents"
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounting a small tmpfs needs root")
+def test_download_into_a_full_folder_is_507(server, standin):
+    """A real quota: a 4 MB tmpfs inside the notebook directory, a 3.5 MB dataset (a download leaves 1 MB free)."""
+    from openbis_hub_dev.standin.store import DEMO_DATASET1_PERMID
+
+    small = server.root / "small"
+    small.mkdir(exist_ok=True)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(small)], check=True)
+    try:
+        (small / "filler").write_bytes(b"x" * 1024)
+        nb = eln_template("big.ipynb", [], OBJECT, "hid-big")
+        server.put_notebook("big.ipynb", nb)
+        token = server.token_file(standin.url).read_text()
+        (server.root / "blob.bin").write_bytes(os.urandom(3_500_000))
+        r = server.http.post("/openbis/save", json={"path": "big.ipynb", "files": ["blob.bin"], "environment": False})
+        assert r.status_code == 200, r.text
+        perm_id = r.json()["permId"]
+        r = server.http.post("/openbis/downloads", json={"datasets": [perm_id], "folder": "small", "wait": True})
+        assert r.status_code == 507, r.text
+        assert "space" in r.json()["message"] and token not in r.text
+        assert sorted(p.name for p in small.iterdir()) == ["filler"], "no partial download is left"
+        # (the disk filling up during a download is the unit layer's: a .part file on /dev/full)
+        r = server.http.post(
+            "/openbis/downloads", json={"datasets": [DEMO_DATASET1_PERMID], "folder": "small", "wait": True}
+        )
+        assert r.status_code == 200, "a small dataset still fits"
+    finally:
+        subprocess.run(["umount", str(small)], check=False)

@@ -218,6 +218,25 @@ def plan_properties(type_code: str, assignments: list[dict], fields: dict, extra
     return props
 
 
+def typed_values(assignments: list[dict], props: dict) -> dict:
+    """Values as pybis checks them: numbers for INTEGER and REAL, booleans for BOOLEAN (the form sends text)."""
+    types = {p["code"].upper(): p.get("data_type") for p in assignments}
+    out = {}
+    for code, value in props.items():
+        data_type = types.get(code.upper())
+        try:
+            if data_type == "INTEGER" and isinstance(value, str):
+                value = int(value.strip())
+            elif data_type == "REAL" and isinstance(value, str):
+                value = float(value.strip())
+            elif data_type == "BOOLEAN" and isinstance(value, str):
+                value = value.strip().lower() == "true"
+        except ValueError:
+            raise SaveError(status=400, message=f"{code} must be a {data_type.lower()} value.") from None
+        out[code] = value
+    return out
+
+
 def register_dataset(
     url: str,
     token: str,
@@ -237,8 +256,10 @@ def register_dataset(
     """
     o = connect(url, token, ca_bundle)
     assignments = property_assignments(o, type_code, token)
-    props = plan_properties(type_code, assignments, fields, extra_properties)
+    props = typed_values(assignments, plan_properties(type_code, assignments, fields, extra_properties))
     kwargs = {}
+    if parents:
+        kwargs["parents"] = parents  # pybis fails on parents=None: no parents means no keyword
     if "experiment" in owner:
         kwargs["experiment"] = owner["experiment"]
     else:
@@ -246,7 +267,6 @@ def register_dataset(
     try:
         dataset = o.new_dataset(
             type=type_code,
-            parents=parents or None,
             files=files,
             props={code.lower(): value for code, value in props.items()},
             **kwargs,

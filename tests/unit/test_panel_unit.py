@@ -109,6 +109,7 @@ async def panel(tmp_path, monkeypatch):
     config.OpenBISHub.openbis_url = OPENBIS
     config.OpenBISHub.token_dir = str(tmp_path / "pybis")
     config.OpenBISHub.set_csp = False
+    config.OpenBISHub.iframe_cookies = False  # no process-wide cookie hook in the unit layer
     app = ServerApp(config=config)
     app.init_signal = lambda: None
     app.initialize(argv=[], new_httpserver=False)
