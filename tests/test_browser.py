@@ -8,82 +8,17 @@ With OPENBIS_HUB_SCREENSHOTS=1, screenshots go to docs/images/ for docs/notebook
 from __future__ import annotations
 
 import asyncio
-import os
 import time
 from pathlib import Path
 
 import httpx
 import pytest
-
-DATASET = "20261123093000000-4"
-COLLECTION = "/DEMO/ANALYSIS/MEASUREMENTS"
-CHROMIUM = next((p for p in ("/usr/bin/chromium", "/usr/bin/chromium-browser") if os.path.exists(p)), None)
-IMAGES = Path(__file__).resolve().parent.parent / "docs" / "images"
-ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-]
-
-
-async def screenshot(page, name: str) -> None:
-    if os.environ.get("OPENBIS_HUB_SCREENSHOTS") == "1":
-        IMAGES.mkdir(parents=True, exist_ok=True)
-        await page.screenshot(path=str(IMAGES / name))
-
+from browser import CHROMIUM, COLLECTION, DATASET, chromium, create_notebook, run_cell, screenshot  # noqa: F401  (fixture)
 
 pytestmark = [
     pytest.mark.browser,
     pytest.mark.skipif(CHROMIUM is None, reason="no Chromium: apt-get install chromium"),
 ]
-
-
-@pytest.fixture
-async def chromium():
-    from playwright.async_api import async_playwright
-
-    async with async_playwright() as p:
-        browser = await p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        try:
-            yield browser
-        finally:
-            await browser.close()
-
-
-def create_notebook(hub, token: str, folder: str, name: str) -> dict:
-    answer = httpx.post(
-        f"{hub.url}/services/openbis/api/notebooks",
-        timeout=120,
-        headers={"Authorization": f"Bearer {token}"},
-        json={"datasets": [DATASET], "owner": {"experiment": COLLECTION}, "folder": folder, "name": name},
-    )
-    assert answer.status_code == 201, answer.text
-    return answer.json()
-
-
-async def run_cell(page, text: str, attempts: int = 3) -> None:
-    """Run the code cell holding ``text`` and wait until the kernel has run it (its prompt shows a number).
-
-    A Shift+Enter pressed while JupyterLab is still connecting the kernel can be lost, so it is
-    pressed again (running ``o = Openbis()`` twice is harmless) before the test gives up.
-    """
-    from playwright.async_api import TimeoutError as PlaywrightTimeout
-
-    cell = page.locator(".jp-CodeCell", has_text=text).first
-    prompt = cell.locator(".jp-InputPrompt")
-    for attempt in range(attempts):
-        await cell.locator(".cm-content").click()
-        await page.keyboard.press("Shift+Enter")
-        try:
-            await page.wait_for_function(
-                "el => /\\[\\d+\\]/.test(el.textContent)", arg=await prompt.element_handle(), timeout=40_000
-            )
-            return
-        except PlaywrightTimeout:
-            if attempt == attempts - 1:
-                raise
 
 
 async def test_eln_link_cells_and_save_to_openbis(hub, token_for, openbis_standin, chromium):
@@ -124,7 +59,13 @@ async def test_eln_link_cells_and_save_to_openbis(hub, token_for, openbis_standi
     assert dataset["parents"] == [DATASET]
     assert dataset["properties"]["$NAME"] == "Analysis from the browser"
     assert dataset["properties"].get("$HISTORY_ID")
-    assert sorted(Path(f).name for f in dataset["files"]) == ["analysis.ipynb", "analysis.ipynb.html"]
+    assert sorted(Path(f).name for f in dataset["files"]) == [
+        "analysis.ipynb",
+        "analysis.ipynb.html",
+        "openbis-hub-environment.json",
+        "requirements.txt",
+        "runtime.txt",
+    ]
 
 
 async def test_embedded_notebook_saves_on_request(hub, token_for, embedding_pages, chromium):
