@@ -52,6 +52,7 @@ export interface IPropertyAssignment {
   description?: string;
   data_type?: string;
   mandatory: boolean;
+  terms?: { code: string; label: string }[] | null;
 }
 
 /** `GET openbis/save?path=`: defaults for the save dialog. */
@@ -63,6 +64,8 @@ export interface ISaveDefaults {
   name: string;
   notes: string;
   history_id: string;
+  history_id_new?: boolean;
+  downloaded?: { permId: string; path: string | null; files: string[] | null }[];
   openbis_url: string;
   properties: IPropertyAssignment[] | null;
   property_codes: { name: string | null; notes: string | null; history_id: string | null } | null;
@@ -78,6 +81,9 @@ export interface ISaveRequest {
   notes?: string;
   history_id?: string;
   properties?: Record<string, string>;
+  files?: string[];
+  environment?: boolean;
+  edited_cells?: number[];
 }
 
 export interface ISaveResult {
@@ -86,6 +92,9 @@ export interface ISaveResult {
   path: string;
   type: string;
   hash: string;
+  files: string[];
+  history_id: string;
+  environment: Record<string, any> | null;
 }
 
 export interface IConfig {
@@ -115,4 +124,137 @@ export async function serverHash(path: string): Promise<string> {
     'openbis/hash?' + URLExt.objectToQueryString({ path }).replace(/^\?/, '')
   );
   return answer.hash;
+}
+
+function query(params: Record<string, string | number | undefined>): string {
+  const clean: Record<string, string> = {};
+  for (const [key, value] of Object.entries(params)) {
+    if (value !== undefined && value !== '') {
+      clean[key] = String(value);
+    }
+  }
+  return URLExt.objectToQueryString(clean);
+}
+
+export type NodeKind = 'space' | 'project' | 'collection' | 'object' | 'dataset';
+
+/** One entity as the panel shows it. */
+export interface INode {
+  kind: NodeKind;
+  permId: string;
+  code: string;
+  identifier: string | null;
+  type: string | null;
+  name: string | null;
+  properties: Record<string, unknown>;
+  registrator: string | null;
+  registrationDate: number | null;
+  size?: number | null;
+  owner?: Owner | null;
+  parents?: INode[];
+  children?: INode[];
+}
+
+export interface IChildren {
+  start: number;
+  count: number;
+  total: number;
+  children: INode[];
+}
+
+export interface IDatasetFile {
+  path: string;
+  directory: boolean;
+  size: number;
+}
+
+export interface ISession {
+  valid: boolean;
+  user: string;
+  openbis_user?: string;
+  personal_access_token: boolean | null;
+  renewed_at: number | null;
+  checked_at: number;
+  refresh_interval: number;
+  message: string | null;
+  openbis_url: string;
+}
+
+export interface IDatasetType {
+  code: string;
+  description: string;
+  properties: IPropertyAssignment[];
+}
+
+export interface IDownload {
+  id: string;
+  state: 'running' | 'done' | 'error';
+  folder: string;
+  bytes_done: number;
+  bytes_total: number;
+  files_done: number;
+  files_total: number;
+  datasets: { permId: string; path: string; files: string[] }[];
+  error: { status: number; message: string } | null;
+}
+
+export function getSession(): Promise<ISession> {
+  return requestAPI<ISession>('openbis/session');
+}
+
+export function getChildren(
+  kind: NodeKind | 'root',
+  id?: string,
+  start = 0
+): Promise<IChildren> {
+  return requestAPI<IChildren>('openbis/tree' + query({ kind, id, start }));
+}
+
+export function search(
+  q: string,
+  kinds?: string
+): Promise<{ hits: INode[]; totals: Record<string, number> }> {
+  return requestAPI('openbis/search' + query({ q, kinds }));
+}
+
+export function getEntity(kind: NodeKind, id: string): Promise<INode> {
+  return requestAPI<INode>('openbis/entity' + query({ kind, id }));
+}
+
+export async function getFiles(permId: string): Promise<IDatasetFile[]> {
+  const answer = await requestAPI<{ files: IDatasetFile[] }>(
+    'openbis/files' + query({ permId })
+  );
+  return answer.files;
+}
+
+export function getTypes(): Promise<{ types: IDatasetType[]; default: string }> {
+  return requestAPI('openbis/types');
+}
+
+export function startDownload(
+  datasets: { permId: string; files?: string[] }[],
+  folder: string
+): Promise<IDownload> {
+  return requestAPI<IDownload>('openbis/downloads', {
+    method: 'POST',
+    body: JSON.stringify({ datasets, folder })
+  });
+}
+
+export function getDownload(id: string): Promise<IDownload> {
+  return requestAPI<IDownload>(`openbis/downloads/${id}`);
+}
+
+export function openFromDataset(request: {
+  permId: string;
+  file?: string;
+  folder: string;
+  name?: string;
+  keep_history: boolean;
+}): Promise<{ path: string; permId: string; history_id: string }> {
+  return requestAPI('openbis/open', {
+    method: 'POST',
+    body: JSON.stringify(request)
+  });
 }
