@@ -282,7 +282,13 @@ const panelPlugin: JupyterFrontEndPlugin<void> = {
       }
       return browser?.model.path ?? '';
     };
-    const panel = new OpenBISPanel(app, tracker, currentFolder);
+    const showFolder = async (path: string) => {
+      if (browser) {
+        await browser.model.cd('/' + path);
+        await browser.model.refresh();
+      }
+    };
+    const panel = new OpenBISPanel(app, tracker, currentFolder, showFolder);
     if (PageConfig.getOption('notebookPage') === 'tree') {
       // Notebook 7's tree view is a tab panel (Files, Running): the panel becomes one of its tabs
       void app.restored.then(() => {

@@ -183,7 +183,8 @@ export class OpenBISPanel extends Widget {
   constructor(
     private readonly app: JupyterFrontEnd,
     private readonly tracker: INotebookTracker | null,
-    private readonly currentFolder: () => string
+    private readonly currentFolder: () => string,
+    private readonly showFolder: (path: string) => Promise<void> = async () => undefined
   ) {
     super();
     this.id = 'openbis-hub-panel';
@@ -475,7 +476,8 @@ export class OpenBISPanel extends Widget {
     if (notebook) {
       recordDownload(notebook, job);
     }
-    void this.app.commands.execute('filebrowser:refresh').catch(() => undefined);
+    // the downloaded dataset's folder in the file browser
+    await this.showFolder(job.folder).catch(() => undefined);
   }
 
   async openNotebook(node: INode): Promise<void> {
