@@ -58,3 +58,23 @@ async def test_no_token_in_any_log(hub, openbis_standin, token_for, tmp_path_fac
     issued = set(openbis_standin.issued())
     assert {token, during_restart} <= issued
     assert not leaks(issued, logs)
+
+
+async def test_no_token_in_any_log_after_the_panels_calls(hub, openbis_standin, token_for, tmp_path_factory):
+    """The side panel's calls carry the user's token to openBIS (a download's ``?sessionID=``): never into a log."""
+    token = token_for("alice")
+    await eln_create(hub, token, "logs", "panel.ipynb")
+    with hub.api() as api:
+        base = f"{hub.url}/user/alice/openbis"
+        assert httpx.get(f"{base}/tree", headers=api.headers, timeout=60).status_code == 200
+        body = {"datasets": ["20261123093000000-4"], "folder": "logs/downloaded", "wait": True}
+        r = httpx.post(f"{base}/downloads", headers=api.headers, json=body, timeout=120)
+        assert r.status_code == 200, r.text
+        # a dataset that does not exist and a search: the error paths log too
+        r = httpx.post(f"{base}/downloads", headers=api.headers, json={"datasets": ["1-1"]}, timeout=60)
+        assert r.status_code == 404
+        assert httpx.get(f"{base}/search", headers=api.headers, params={"q": "x"}, timeout=60).status_code == 200
+    logs = logs_under(tmp_path_factory.getbasetemp())
+    issued = set(openbis_standin.issued())
+    assert token in issued
+    assert not leaks(issued, logs)
