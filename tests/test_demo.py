@@ -383,7 +383,6 @@ def follow_the_link_and_copy(context, demo: Demo, link: str, perm_id: str, origi
     assert "“analysis.ipynb” was taken in “demo”, so this notebook is “analysis 2.ipynb”" in "".join(
         stored_nb["content"]["cells"][0]["source"]
     )
-    shot(copy, "demo-copy.png", screenshots)
 
 
 # ---------------------------------------------------------------------------- tests
