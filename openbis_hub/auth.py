@@ -12,7 +12,6 @@ hub token, which may read its owner's auth_state and nothing else).
 
 from __future__ import annotations
 
-import os
 from urllib.parse import quote
 
 from jupyterhub.apihandlers.base import APIHandler
@@ -173,14 +172,9 @@ class OpenBISAuthenticator(Authenticator):
         URL of the openBIS server, e.g. ``https://openbis.example.org``
         (without ``/openbis/``).  Tokens are checked against its V3 API at
         ``<openbis_url>/openbis/openbis/rmi-application-server-v3.json``.
-
-        Defaults to the ``OPENBIS_URL`` environment variable.
+        The deployment sets it from ``OPENBIS_URL``.
         """,
     )
-
-    @default("openbis_url")
-    def _openbis_url_default(self):
-        return os.environ.get("OPENBIS_URL", "")
 
     @validate("openbis_url")
     def _validate_openbis_url(self, proposal):
@@ -190,15 +184,10 @@ class OpenBISAuthenticator(Authenticator):
         config=True,
         help="""
         Path to a CA bundle (PEM) that signed openBIS's certificate, for
-        sites with their own CA.  Empty: the system's trusted CAs.
-
-        Defaults to the ``OPENBIS_CA_BUNDLE`` environment variable.
+        sites with their own CA.  Empty: the system's trusted CAs.  The
+        deployment sets it from ``OPENBIS_CA_BUNDLE``.
         """,
     )
-
-    @default("openbis_ca_bundle")
-    def _openbis_ca_bundle_default(self):
-        return os.environ.get("OPENBIS_CA_BUNDLE", "")
 
     verify_tls = Bool(
         True,
@@ -275,15 +264,9 @@ class OpenBISAuthenticator(Authenticator):
         help="""
         A line shown on the hub's login page above the form, e.g. which
         accounts a trial installation has.  Empty: nothing is shown.
-
-        Defaults to the ``OPENBIS_HUB_LOGIN_HINT`` environment variable
-        (``openbis-hub demo`` sets it to the stand-in's demo logins).
+        (``openbis-hub demo`` sets it to the stand-in's demo logins.)
         """,
     )
-
-    @default("login_hint")
-    def _login_hint_default(self):
-        return os.environ.get("OPENBIS_HUB_LOGIN_HINT", "")
 
     dataset_link_template = Unicode(
         config=True,
@@ -294,14 +277,8 @@ class OpenBISAuthenticator(Authenticator):
         default, the dataset's page in the ELN served by openBIS
         (``{openbis_url}/openbis/webapp/eln-lims/?...&viewData={permId}``).
         Set it when the ELN lives elsewhere.
-
-        Defaults to the ``OPENBIS_HUB_DATASET_LINK`` environment variable.
         """,
     )
-
-    @default("dataset_link_template")
-    def _dataset_link_template_default(self):
-        return os.environ.get("OPENBIS_HUB_DATASET_LINK", "")
 
     @default("enable_auth_state")
     def _enable_auth_state_default(self):

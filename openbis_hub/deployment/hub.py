@@ -158,6 +158,8 @@ def configure_authenticator(c, settings: Settings) -> None:
     c.OpenBISAuthenticator.openbis_ca_bundle = settings.openbis_ca_bundle
     c.OpenBISAuthenticator.openbis_timeout = settings.openbis_timeout
     c.OpenBISAuthenticator.create_personal_access_token = settings.create_pat
+    c.OpenBISAuthenticator.login_hint = settings.login_hint
+    c.OpenBISAuthenticator.dataset_link_template = settings.dataset_link_template
     c.Authenticator.admin_users = set(settings.admin_users)
     if settings.allowed_users:
         c.Authenticator.allowed_users = set(settings.allowed_users)

@@ -58,6 +58,14 @@ class Settings(HasTraits):
         help="Give notebooks an openBIS personal access token instead of the login session's token (docs/howto/personal-access-tokens.md).",
     ).tag(env="OPENBIS_HUB_CREATE_PAT")
 
+    login_hint = Unicode(
+        help="A line on the hub's login page above the form, e.g. the accounts of a trial installation; empty: none.",
+    ).tag(env="OPENBIS_HUB_LOGIN_HINT")
+
+    dataset_link_template = Unicode(
+        help="Where the link after Save to openBIS points (``{openbis_url}`` and ``{permId}`` filled in); empty: the dataset's page in the ELN served by openBIS.",
+    ).tag(env="OPENBIS_HUB_DATASET_LINK")
+
     # --- who may use the hub --------------------------------------------------------
     admin_users = List(Unicode(), help="openBIS user names that are JupyterHub admins.").tag(
         env="OPENBIS_HUB_ADMIN_USERS"
