@@ -151,3 +151,46 @@ def test_slow_openbis_is_502_not_a_hang(slow_hub, openbis_standin, token_for, de
         openbis_standin.set_delay(0)
     assert answer.status_code == 502
     assert "did not answer within 2 s" in answer.json()["message"]
+
+
+def test_open_a_stored_notebook_from_its_dataset(hub, token_for):
+    """``POST api/notebooks {"from_dataset"}``: the ELN's "Use Jupyter Notebook as Template", through the service."""
+    token = token_for("alice")
+    with api(hub, token) as client:
+        created = client.post(
+            "/notebooks",
+            json={"owner": {"experiment": "/DEMO/ANALYSIS/MEASUREMENTS"}, "datasets": ["20261123093000000-4"],
+                  "folder": "fromds", "name": "orig"},
+        )  # fmt: skip
+        assert created.status_code == 201, created.text
+        with hub.api() as admin:
+            saved = httpx.post(
+                f"{hub.url}/user/alice/openbis/save",
+                headers=admin.headers,
+                json={"path": created.json()["path"], "environment": False},
+                timeout=120,
+            )
+        assert saved.status_code == 200, saved.text
+        perm_id = saved.json()["permId"]
+
+        opened = client.post(
+            "/notebooks", json={"from_dataset": perm_id, "folder": "fromds/again", "keep_history": True}
+        )
+        assert opened.status_code == 201, opened.text
+        body = opened.json()
+        assert body["path"] == "fromds/again/orig.ipynb" and body["permId"] == perm_id
+        assert body["history_id"] == saved.json()["history_id"], "the history is kept"
+        assert body["link"].endswith("/user/alice/notebooks/fromds/again/orig.ipynb")
+        nb = client.get("/notebooks/fromds/again/orig.ipynb").json()["data"]["content"]
+        sources = ["".join(c["source"]) if isinstance(c["source"], list) else c["source"] for c in nb["cells"]]
+        assert f'resultDatasetParents=["{perm_id}"]' in sources
+
+        again = client.post("/notebooks", json={"from_dataset": perm_id, "folder": "fromds/again"})
+        assert again.status_code == 201 and again.json()["path"] == "fromds/again/orig 2.ipynb"
+        assert again.json()["history_id"] != body["history_id"], "a new history unless kept"
+
+        assert client.post("/notebooks", json={"from_dataset": "no such id!"}).status_code == 400
+        assert client.post("/notebooks", json={"from_dataset": perm_id, "keep_history": "yes"}).status_code == 400
+        gone = client.post("/notebooks", json={"from_dataset": "20000101000000000-99"})
+        assert gone.status_code == 404, gone.text
+        assert token not in gone.text

@@ -20,12 +20,12 @@ from urllib.parse import quote
 import nbformat
 from tornado import web
 
-from ..errors import BadRequest, OpenBISHubError, PayloadTooLarge, Unauthorized
+from ..errors import BadRequest, HubAPIError, OpenBISHubError, PayloadTooLarge, Unauthorized
 from . import contents
 from .eln_query import parse_eln_query
 from .openapi import openapi_document
 from .paths import clean_folder, clean_notebook_name, join
-from .template import eln_notebook, make_run_all_safe, note_taken_name, validate_request
+from .template import check_dataset_id, eln_notebook, make_run_all_safe, note_taken_name, validate_request
 
 log = logging.getLogger("openbis_hub.service")
 
@@ -334,6 +334,9 @@ class CreateNotebookHandler(StreamedBodyHandler):
 
     async def post(self):
         body = await self.json_body()
+        if body.get("from_dataset") is not None:
+            await self.open_from_dataset(body)
+            return
         owner = body.get("owner")
         if not (isinstance(owner, dict) and len(owner) == 1 and set(owner) <= {"experiment", "object"}):
             raise BadRequest('\'owner\' must be {"experiment": <id>} or {"object": <id>}.')
@@ -359,6 +362,44 @@ class CreateNotebookHandler(StreamedBodyHandler):
         path = join(folder, chosen)
         self.set_status(201)
         self.finish({"fileName": chosen, "path": path, "link": self.notebook_link(user, path)})
+
+    async def open_from_dataset(self, body: dict) -> None:
+        """``{"from_dataset": permId, "folder", "name", "file", "keep_history"}``: a stored notebook, opened
+        as the ELN's "Use Jupyter Notebook as Template" does; the user's server fetches it with the user's
+        own token (``POST openbis/open``)."""
+        request = {
+            "permId": check_dataset_id(body["from_dataset"], "from_dataset"),
+            "folder": clean_folder(body.get("folder")),
+        }
+        keep = body.get("keep_history", False)
+        if not isinstance(keep, bool):
+            raise BadRequest("'keep_history' must be true or false.")
+        request["keep_history"] = keep
+        for key in ("name", "file"):
+            if body.get(key) is not None:
+                if not isinstance(body[key], str):
+                    raise BadRequest(f"'{key}' must be a string.")
+                request[key] = clean_notebook_name(body[key]) if key == "name" else body[key]
+        user = self.user
+        async with self.launcher.user_server(user):
+            response = await self.launcher.hub.server_request(user, "POST", "openbis/open", json=request)
+        try:
+            answer = response.json()
+        except ValueError:
+            answer = {}
+        if response.status_code == 404:
+            raise HubAPIError(str(answer.get("message") or "Not found."), status=404)
+        path = answer["path"]
+        self.set_status(201)
+        self.finish(
+            {
+                "fileName": path.rsplit("/", 1)[-1],
+                "path": path,
+                "link": self.notebook_link(user, path),
+                "permId": answer.get("permId"),
+                "history_id": answer.get("history_id"),
+            }
+        )
 
 
 def python_script(notebook: dict, notebook_name: str) -> str:

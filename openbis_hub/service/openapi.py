@@ -123,12 +123,25 @@ def openapi_document(prefix: str = "/services/openbis/") -> dict:
                             "application/json": {
                                 "schema": {
                                     "type": "object",
-                                    "required": ["owner"],
+                                    "description": "`owner` is required unless `from_dataset` names a dataset "
+                                    "whose notebook to open (as the ELN's Use Jupyter Notebook as Template).",
                                     "properties": {
                                         "datasets": {"type": "array", "items": {"type": "string"}},
                                         "owner": {"$ref": "#/components/schemas/Owner"},
                                         "folder": {"type": "string"},
                                         "name": {"type": "string"},
+                                        "from_dataset": {
+                                            "type": "string",
+                                            "description": "permId of a dataset holding a notebook",
+                                        },
+                                        "file": {
+                                            "type": "string",
+                                            "description": "with from_dataset: which .ipynb, if several",
+                                        },
+                                        "keep_history": {
+                                            "type": "boolean",
+                                            "description": "with from_dataset: keep its history id",
+                                        },
                                     },
                                 }
                             }
