@@ -10,6 +10,7 @@ With OPENBIS_HUB_SCREENSHOTS=1, screenshots go to docs/images/ for docs/notebook
 from __future__ import annotations
 
 import json
+import uuid
 from pathlib import Path
 
 import httpx
@@ -36,7 +37,9 @@ def contents(hub, path: str, content: bool = True) -> httpx.Response:
 
 async def open_lab(chromium, hub, token: str, path: str):
     page = await chromium.new_page(viewport={"width": 1400, "height": 950})
-    await page.goto(f"{hub.url}/hub/login?token={token}&next=/user/alice/lab/tree/{path}")
+    # a workspace of its own: JupyterLab restores no tab of an earlier test over this notebook
+    workspace = uuid.uuid4().hex[:12]
+    await page.goto(f"{hub.url}/hub/login?token={token}&next=/user/alice/lab/workspaces/{workspace}/tree/{path}")
     await page.locator(".jp-CodeCell", has_text="o = Openbis()").first.wait_for(timeout=120_000)
     return page
 

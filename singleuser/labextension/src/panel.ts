@@ -230,9 +230,11 @@ export class OpenBISPanel extends Widget {
   }
 
   private label(node: INode): string {
-    const main = node.kind === 'space' || node.kind === 'project' ? node.code : node.code;
-    const name = node.name && node.name !== node.code ? ` ${node.name}` : '';
-    return `${main}${name}`;
+    // a dataset's code is its long permId: its name says more (the permId is in the tooltip)
+    if (node.kind === 'dataset') {
+      return node.name || node.code;
+    }
+    return node.name && node.name !== node.code ? `${node.code} (${node.name})` : node.code;
   }
 
   private row(node: INode): HTMLElement {
@@ -243,7 +245,9 @@ export class OpenBISPanel extends Widget {
     const toggle = el('span', 'jp-OpenBISPanel-toggle', '▸');
     const badge = el('span', 'jp-OpenBISPanel-kind', node.kind);
     const text = el('span', 'jp-OpenBISPanel-label', this.label(node));
-    text.title = [node.identifier || node.permId, node.type].filter(Boolean).join(' · ');
+    text.title = [node.identifier || node.permId, node.permId, node.type]
+      .filter((v, i, all) => v && all.indexOf(v) === i)
+      .join(' · ');
     const type = el('span', 'jp-OpenBISPanel-type', node.type || '');
     line.append(toggle, badge, text, type);
     item.append(line);
