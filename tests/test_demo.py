@@ -534,6 +534,8 @@ def test_demo_against_an_external_openbis(tmp_path):
         demo = Demo("--openbis-url", openbis.url, "--openbis-ca-bundle", openbis.ca_file)
         try:
             assert "Log in with your account on " + openbis.url in demo.output
+            # a real openBIS: no demo logins on the hub's login page
+            assert 'id="openbis-login-hint"' not in httpx.get(f"{demo.hub_url}/hub/login").text
             perm_id = story(demo, "Jane.Doe", "jane-pw", own_eln=False)
         finally:
             if demo.proc.poll() is None:
