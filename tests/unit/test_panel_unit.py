@@ -16,6 +16,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+
+from openbis_hub.openbis import AS_V3_PATH, DSS_V3_PATH, OpenBISClient
 from openbis_hub_dev.standin.api import Api, MethodNotFound
 from openbis_hub_dev.standin.dto import jackson
 from openbis_hub_dev.standin.store import (
@@ -30,8 +32,6 @@ from openbis_hub_dev.standin.store import (
     OpenbisError,
     Store,
 )
-
-from openbis_hub.openbis import AS_V3_PATH, DSS_V3_PATH, OpenBISClient
 
 OPENBIS = "https://openbis.test"
 SERVER_TOKEN = "panel-unit-" + "0" * 32
@@ -104,7 +104,10 @@ async def panel(tmp_path, monkeypatch):
     # this extension alone: JupyterLab and Notebook are not needed for the API
     config.ServerApp.jpserver_extensions = {
         "openbis_hub_singleuser": True,
-        **{name: False for name in ("jupyterlab", "notebook", "jupyter_lsp", "jupyter_server_terminals", "notebook_shim")},
+        **{
+            name: False
+            for name in ("jupyterlab", "notebook", "jupyter_lsp", "jupyter_server_terminals", "notebook_shim")
+        },
     }
     config.OpenBISHub.openbis_url = OPENBIS
     config.OpenBISHub.token_dir = str(tmp_path / "pybis")
@@ -150,9 +153,7 @@ async def test_tree_from_space_down_to_dataset_files(panel):
     spaces = (await client.get("/openbis/tree")).json()
     assert [(n["kind"], n["code"]) for n in spaces["children"]] == [("space", "DEMO")]
     projects = (await client.get("/openbis/tree", params={"kind": "space", "id": "DEMO"})).json()
-    assert [(n["permId"], n["identifier"]) for n in projects["children"]] == [
-        (DEMO_PROJECT_PERMID, "/DEMO/ANALYSIS")
-    ]
+    assert [(n["permId"], n["identifier"]) for n in projects["children"]] == [(DEMO_PROJECT_PERMID, "/DEMO/ANALYSIS")]
     collections = (await client.get("/openbis/tree", params={"kind": "project", "id": DEMO_PROJECT_PERMID})).json()
     [collection] = collections["children"]
     assert (collection["kind"], collection["type"], collection["name"]) == ("collection", "COLLECTION", "Measurements")
@@ -516,3 +517,53 @@ async def test_session_state(panel):
     assert ext.current_token() not in json.dumps(state)
     fake.down = True
     assert_error(await client.get("/openbis/session"), 502, "unreachable")
+
+
+# --------------------------------------------------------------------------- the pieces, without a server
+
+
+def test_execution_state_says_how_the_outputs_came_about():
+    from openbis_hub_singleuser.environment import execution_state
+
+    def code(count, source="x = 1", error=False):
+        outputs = [{"output_type": "error", "ename": "E", "evalue": "", "traceback": []}] if error else []
+        return {"cell_type": "code", "execution_count": count, "source": source, "outputs": outputs, "metadata": {}}
+
+    in_order = {"cells": [code(1), {"cell_type": "markdown", "source": "# t"}, code(2)]}
+    assert execution_state(in_order)["in_order_top_to_bottom"] is True
+    messy = {"cells": [code(3), code(1), code(None), code(None, source="  "), code(4, error=True)]}
+    state = execution_state(messy, edited=[0, 99, "x"])
+    assert state["never_run"] == [2], "an empty cell never run does not count"
+    assert state["out_of_order"] == [1] and state["errors"] == [4]
+    assert state["edited_since_run"] == [0], "indices outside the notebook are dropped"
+    assert state["executed"] == 3 and state["code_cells"] == 5
+    assert state["in_order_top_to_bottom"] is False
+    assert execution_state({"cells": [code(1)]}, edited=[0])["in_order_top_to_bottom"] is False
+
+
+def test_kernel_output_is_read_from_the_marked_line_only():
+    from openbis_hub_singleuser.environment import MARKER, parse_kernel_output
+
+    line = MARKER + json.dumps({"python": "3.11.2", "requirements": "a==1\n"})
+    assert parse_kernel_output(f"noise\n{line}\nmore")["python"] == "3.11.2"
+    assert parse_kernel_output("a==1\n") is None
+    assert parse_kernel_output(MARKER + "{not json") is None
+    assert parse_kernel_output(MARKER + json.dumps({"python": "3"})) is None, "requirements are required"
+
+
+def test_values_checked_by_data_type():
+    from openbis_hub_singleuser.explorer import invalid_values
+
+    props = [
+        {"code": "N", "data_type": "INTEGER"},
+        {"code": "R", "data_type": "REAL"},
+        {"code": "B", "data_type": "BOOLEAN"},
+        {"code": "D", "data_type": "DATE"},
+        {"code": "T", "data_type": "TIMESTAMP"},
+        {"code": "V", "data_type": "CONTROLLEDVOCABULARY", "terms": [{"code": "PT100"}]},
+        {"code": "S", "data_type": "VARCHAR"},
+    ]
+    good = {"N": "-3", "R": "1e-3", "B": "True", "D": "2026-12-01", "T": "2026-12-01 10:00", "V": "pt100", "S": "x"}
+    assert invalid_values(props, good) == {}
+    bad = {"n": "3.5", "R": "warm", "B": "yes", "D": "1.12.2026", "T": "noon", "V": "LASER", "S": ""}
+    assert set(invalid_values(props, bad)) == {"N", "R", "B", "D", "T", "V"}, "codes match whatever their case"
