@@ -125,6 +125,14 @@ async def test_browse_search_download_insert_and_run(hub, token_for, chromium):
     assert DATASET in output and "Error" not in output, output
     await screenshot(page, "panel-inserted.png")
 
+    # a dataset dropped on the notebook: the same code, for that dataset
+    other = "20261123093000000-5"
+    dropped = await page.evaluate_handle(
+        f"() => {{ const d = new DataTransfer(); d.setData('application/x-openbis-dataset', '{other}'); return d; }}"
+    )
+    await page.locator(".jp-NotebookPanel").first.dispatch_event("drop", {"dataTransfer": dropped})
+    await page.locator(".jp-CodeCell", has_text=f"ds = o.get_dataset('{other}')").first.wait_for(timeout=30_000)
+
 
 async def test_save_as_another_type_with_mandatory_property_then_again(hub, token_for, openbis_standin, chromium):
     token = token_for("alice")
