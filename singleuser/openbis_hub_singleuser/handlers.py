@@ -26,7 +26,7 @@ from openbis_hub.errors import BadRequest, InvalidToken, OpenBISError, OpenBISHu
 
 from . import downloads, environment, explorer, opening, registration
 from .registration import SaveError, expired_token_error
-from .template import defaults_from_notebook, downloaded_datasets, normalize_owner
+from openbis_hub.eln_template import defaults_from_notebook, downloaded_datasets, normalize_owner
 
 AUTH_RESOURCE = "contents"
 MAX_EXTRA_FILES = 100
@@ -456,8 +456,12 @@ class SessionHandler(BaseHandler):
             answer["message"] = "No openBIS token: reopen this notebook from the openBIS ELN."
             self.finish(answer)
             return
+        client = self.ext.openbis_client()
         try:
-            info = await self.ext.openbis_client().session_information(token, use_cache=False)
+            # isSessionActive does not extend the session: an open panel does not keep it alive
+            if not await client.is_session_active(token):
+                raise InvalidToken("not active")
+            info = await client.session_information(token)
         except InvalidToken:
             answer["message"] = expired_token_error().message
         else:
