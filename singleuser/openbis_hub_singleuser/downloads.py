@@ -2,8 +2,9 @@
 
 Files land where pybis' ``ds.download(destination=folder)`` puts them,
 ``<folder>/<permId>/<path in the dataset>``, so code written against one
-works with the other.  A file is written next to its place as ``.part`` and
-renamed when complete; a failed download leaves no partial file behind.
+works with the other.  A file is written next to its place as
+``<name>.<job>.part`` and renamed when complete; a failed download leaves no
+partial file behind.
 """
 
 from __future__ import annotations
@@ -196,7 +197,7 @@ async def run(client: OpenBISClient, token: str, job: DownloadJob) -> None:
             for f in d["files"]:
                 target = os.path.join(job.folder_abs, d["permId"], *f["path"].split("/"))
                 os.makedirs(os.path.dirname(target), exist_ok=True)
-                part = target + ".part"
+                part = f"{target}.{job.id[:8]}.part"  # two downloads of one dataset never share a file
                 with open(part, "wb") as out:
                     written.append(part)
 

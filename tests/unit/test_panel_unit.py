@@ -415,11 +415,16 @@ async def test_full_disk_before_the_download_is_507(panel, monkeypatch):
     assert "download" not in fake.methods
 
 
-async def test_disk_full_during_the_download_is_507_and_leaves_no_partial_file(panel):
+async def test_disk_full_during_the_download_is_507_and_leaves_no_partial_file(panel, monkeypatch):
+    import uuid
+
+    from openbis_hub_singleuser import downloads
+
     fake, client, root, _ = panel
+    monkeypatch.setattr(downloads.uuid, "uuid4", lambda: uuid.UUID(int=1))  # the job's id, so its .part name
     target = root / "full" / DEMO_DATASET1_PERMID / "original"
     target.mkdir(parents=True)
-    (target / "measurements.csv.part").symlink_to("/dev/full")  # every write: ENOSPC
+    (target / "measurements.csv.00000000.part").symlink_to("/dev/full")  # every write: ENOSPC
     body = {"datasets": [DEMO_DATASET1_PERMID], "folder": "full", "wait": True}
     error = assert_error(await client.post("/openbis/downloads", json=body), 507, "full")
     assert error["download"]["state"] == "error"
