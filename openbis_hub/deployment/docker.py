@@ -246,6 +246,12 @@ def configure_docker_spawner(c, settings: Settings, swarm: bool = False, check: 
             c.Spawner.environment = environment
     s.volumes = volumes
 
+    # a burst of clicks: at most this many containers start at once, the launch service queues the rest
+    c.JupyterHub.concurrent_spawn_limit = settings.concurrent_spawn_limit
+    # a hub restart (crash, upgrade, `docker compose restart hub`) leaves the users' servers running:
+    # the hub finds them in its database and the proxy gets their routes back
+    c.JupyterHub.cleanup_servers = settings.stop_servers_on_exit
+
     if settings.mem_limit:
         s.mem_limit = settings.mem_limit
     if settings.cpu_limit:

@@ -187,6 +187,14 @@ class Settings(HasTraits):
     idle_timeout = Integer(
         3600, help="Seconds of inactivity before the idle culler stops a user's server; 0 turns the culler off."
     ).tag(env="OPENBIS_HUB_IDLE_TIMEOUT")
+    concurrent_spawn_limit = Integer(
+        10,
+        help="How many users' servers may be starting at the same time (``docker``, ``swarm``; the hub's ``concurrent_spawn_limit``); 0: no limit. Further clicks wait in the launch service's queue, first come first served, and are started as others finish (docs/deploy.md, capacity and limits).",
+    ).tag(env="OPENBIS_HUB_CONCURRENT_SPAWN_LIMIT")
+    stop_servers_on_exit = Bool(
+        False,
+        help="Stop every user's server when the hub stops (``docker``, ``swarm``). Off: users' containers keep running while the hub restarts or is upgraded, and the hub takes them over again when it is back.",
+    ).tag(env="OPENBIS_HUB_STOP_SERVERS_ON_EXIT")
     ca_bundle_host = Unicode(
         help="The Docker host's path of ``openbis_ca_bundle``, mounted into users' containers. Default: found from the hub container's own mounts.",
     ).tag(env="OPENBIS_HUB_CA_BUNDLE_HOST")

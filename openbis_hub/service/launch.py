@@ -9,6 +9,10 @@
   their writes; different users run in parallel.
 * ``choose_name`` hands out collision-free names: a dry run reserves one, and
   the write that follows takes exactly that reservation.
+* ``SpawnQueue``: when the hub refuses a start because too many servers are
+  starting (its ``concurrent_spawn_limit``, HTTP 429), the start waits in a
+  queue, in arrival order, and is retried; the click does not fail (the ELN
+  does not retry).
 """
 
 from __future__ import annotations
@@ -17,12 +21,13 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections import defaultdict, deque
+from collections import OrderedDict, defaultdict, deque
+from collections.abc import Awaitable, Callable
 
 from ..errors import HubAPIError, OpenBISHubError, Unauthorized
 from ..openbis import token_key
 from . import contents
-from .hub import HubAPI, NotStarting
+from .hub import HubAPI, NotStarting, SpawnFailed, SpawnTimeout
 from .paths import numbered
 
 log = logging.getLogger("openbis_hub.service")
@@ -71,6 +76,100 @@ class RefusedTokens:
         self._clients.setdefault(client, deque()).append(now)
 
 
+class SpawnQueue:
+    """Starts the hub turned away (HTTP 429: ``concurrent_spawn_limit`` reached), retried first come, first served.
+
+    One entry per user, in arrival order.  Only the oldest entry is retried
+    (every ``retry_interval`` seconds while the hub still answers 429), so a
+    click that came later never starts before one that came earlier.  An entry
+    waiting longer than ``max_wait`` seconds fails with a clear error (503).
+    ``start(name)`` asks the hub; it returns True if the server turned out
+    to be running already.
+    """
+
+    def __init__(
+        self, start: Callable[[str], Awaitable[bool]], *, retry_interval: float = 1.0, max_wait: float = 600.0
+    ):
+        self._start = start
+        self.retry_interval = retry_interval
+        self.max_wait = max_wait
+        self._waiting: OrderedDict[str, tuple[asyncio.Future, float]] = OrderedDict()
+        self._worker: asyncio.Task | None = None
+        self.retries = 0  # refused attempts, for benchmarks and diagnostics
+        self.longest_wait = 0.0
+
+    def __len__(self) -> int:
+        return len(self._waiting)
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._waiting
+
+    def position(self, name: str) -> int | None:
+        """1 for the next to start; None if ``name`` is not waiting."""
+        for index, waiting in enumerate(self._waiting, 1):
+            if waiting == name:
+                return index
+        return None
+
+    def get(self, name: str) -> asyncio.Future | None:
+        """The future of ``name``'s queued start (True: it was running already), if it waits."""
+        entry = self._waiting.get(name)
+        return entry[0] if entry else None
+
+    def add(self, name: str) -> asyncio.Future:
+        """Queue ``name``'s start (once: a user waiting already keeps their place)."""
+        if name not in self._waiting:
+            future = asyncio.get_running_loop().create_future()
+            future.add_done_callback(lambda f: f.cancelled() or f.exception())  # never "never retrieved"
+            self._waiting[name] = (future, time.monotonic())
+            log.info("Too many servers are starting: %s waits, number %d in the queue", name, len(self._waiting))
+        if self._worker is None or self._worker.done():
+            self._worker = asyncio.ensure_future(self._run())
+        return self._waiting[name][0]
+
+    async def _run(self) -> None:
+        while self._waiting:
+            name, (future, since) = next(iter(self._waiting.items()))
+            waited = time.monotonic() - since
+            if waited > self.max_wait:
+                self._finish(name, error=SpawnTimeout(self._too_long(name), status=503))
+                continue
+            try:
+                running = await self._start(name)
+            except SpawnFailed as e:
+                if e.status == 429:
+                    self.retries += 1
+                    await asyncio.sleep(self.retry_interval)
+                    continue
+                self._finish(name, error=e)
+                continue
+            except OpenBISHubError as e:
+                self._finish(name, error=e)
+                continue
+            except Exception:  # a bug must not stall everyone behind this user
+                log.exception("Queued start of %s failed", name)
+                self._finish(name, error=SpawnFailed(f"Could not start the server of {name}."))
+                continue
+            self.longest_wait = max(self.longest_wait, waited)
+            log.info("Started the server of %s after %.1f s in the queue", name, waited)
+            self._finish(name, running=running)
+
+    def _too_long(self, name: str) -> str:
+        return (
+            f"The server of {name} waited {self.max_wait:g} s for its turn to start: too many servers are"
+            " starting at once. Try again in a minute."
+        )
+
+    def _finish(self, name: str, *, running: bool = False, error: Exception | None = None) -> None:
+        future, _ = self._waiting.pop(name)
+        if future.done():
+            return
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(running)
+
+
 class Launcher:
     def __init__(
         self,
@@ -81,6 +180,8 @@ class Launcher:
         reservation_seconds: float = 60,
         token_memory_seconds: float = 60,
         refused: RefusedTokens | None = None,
+        queue_retry_interval: float = 1.0,
+        queue_max_wait: float = 600.0,
     ):
         self.hub = hub
         self.spawn_timeout = spawn_timeout
@@ -100,6 +201,7 @@ class Launcher:
         self._stale_servers: set[str] = set()
         self._undelivered: set[str] = set()  # handed over while the server was starting
         self._follow_ups: dict[str, asyncio.Task] = {}
+        self.queue = SpawnQueue(self._start_now, retry_interval=queue_retry_interval, max_wait=queue_max_wait)
 
     async def identify(self, token: str, client: str = "") -> str:
         """The hub user of an openBIS token; 401 (or 429) before any work for a bad one."""
@@ -155,11 +257,31 @@ class Launcher:
             return False
         # a server started now reads the token from auth_state as it starts
         self._stale_servers.discard(name)
+        if self.queue:
+            # others wait for their turn already: behind them, not before them
+            self.queue.add(name)
+            return False
+        try:
+            return await self._start_now(name)
+        except SpawnFailed as e:
+            if e.status != 429:
+                raise
+            self.queue.add(name)
+            return False
+
+    async def _start_now(self, name: str) -> bool:
         log.info("Starting the server of %s", name)
         return await self.hub.start_server(name)
 
+    async def _wait_for_turn(self, name: str) -> bool:
+        """If ``name``'s start waits in the queue: until it was asked for (True: running already)."""
+        queued = self.queue.get(name)
+        if queued is None:
+            return False
+        return await asyncio.shield(queued)
+
     async def _ensure_running(self, name: str, server: dict | None) -> None:
-        if await self._start(name, server):
+        if await self._start(name, server) or await self._wait_for_turn(name):
             return
         try:
             await self.hub.wait_ready(name, self.spawn_timeout)
@@ -199,6 +321,7 @@ class Launcher:
 
     async def _when_ready(self, user: str, attempts: int = 10) -> None:
         try:
+            await self._wait_for_turn(user)
             await self.hub.wait_ready(user, self.spawn_timeout)
             for attempt in range(attempts):
                 async with self._locks[user]:
