@@ -494,7 +494,7 @@ def test_page_template_is_the_service_template(tmp_path):
     node = shutil.which("node")
     if node is None:
         pytest.skip("node is not installed")
-    from openbis_hub.service.template import eln_notebook
+    from openbis_hub.eln_template import eln_notebook
 
     datasets = [
         {"permId": "20261123093000000-4", "owner": {"experiment": "20261123093000000-2"}},
@@ -504,6 +504,7 @@ def test_page_template_is_the_service_template(tmp_path):
         script = tmp_path / "render.js"
         script.write_text(
             "global.window = {};\n"
+            + (REPO / "dev/openbis_hub_dev/standin/eln/template-constants.js").read_text()
             + (REPO / "dev/openbis_hub_dev/standin/eln/jupyter.js").read_text()
             + f"\nprocess.stdout.write(JSON.stringify(window.JupyterUtil.createJupyterNotebookContent("
             f"{json.dumps(datasets)}, {json.dumps(owner)}, \"it's.ipynb\", 'hid-1')));\n"

@@ -22,7 +22,7 @@ from urllib.parse import quote
 import httpx
 import pytest
 
-from openbis_hub.service.template import eln_notebook
+from openbis_hub.eln_template import eln_notebook
 
 from eln_client import DATASET, browser_query, encode_uri_component, post_raw, stop_server, stored, wait_until_ready
 from hub import RunningHub

@@ -27,7 +27,7 @@ import httpx
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from openbis_hub_singleuser.template import defaults_from_notebook  # noqa: E402
+from openbis_hub.eln_template import defaults_from_notebook  # noqa: E402
 
 from hub import free_port  # noqa: E402
 from standin import start_standin  # noqa: E402

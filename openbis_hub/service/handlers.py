@@ -20,12 +20,12 @@ from urllib.parse import quote
 import nbformat
 from tornado import web
 
+from ..eln_template import check_dataset_id, eln_notebook, make_run_all_safe, note_taken_name, validate_request
 from ..errors import BadRequest, HubAPIError, OpenBISHubError, PayloadTooLarge, Unauthorized
 from . import contents
 from .eln_query import parse_eln_query
 from .openapi import openapi_document
 from .paths import clean_folder, clean_notebook_name, join
-from .template import check_dataset_id, eln_notebook, make_run_all_safe, note_taken_name, validate_request
 
 log = logging.getLogger("openbis_hub.service")
 

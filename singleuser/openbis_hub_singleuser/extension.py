@@ -427,7 +427,16 @@ def _install_cookie_hook(ext: OpenBISHub) -> None:
 
     Tornado adds ``Set-Cookie`` headers after output transforms run, so the
     attributes are set where cookies are made: ``RequestHandler.set_cookie``
-    is wrapped once per process (this server only).
+    is wrapped once per process (this server only).  The per-request choice
+    (https directly or behind a proxy) is why this is not a config value
+    (``HubOAuth.cookie_options``, ``xsrf_cookie_kwargs``): those are the same
+    for every request.
+
+    Upstream it relies on: every cookie passes through ``set_cookie`` with
+    the keyword arguments ``secure`` and ``samesite``
+    (https://github.com/tornadoweb/tornado/blob/v6.6.1/tornado/web.py#L642:
+    ``set_signed_cookie`` and ``xsrf_token`` call it); checked by
+    ``tests/unit/test_upstream_unit.py::test_tornado_sets_every_cookie_through_set_cookie``.
     """
     global _cookie_hook_owner
     _cookie_hook_owner = ext

@@ -22,11 +22,11 @@ from jupyter_server.auth.decorator import authorized
 from jupyter_server.base.handlers import APIHandler
 from tornado import web
 
+from openbis_hub.eln_template import defaults_from_notebook, downloaded_datasets, normalize_owner
 from openbis_hub.errors import BadRequest, InvalidToken, OpenBISError, OpenBISHubError
 
 from . import downloads, environment, explorer, opening, registration
 from .registration import SaveError, expired_token_error
-from openbis_hub.eln_template import defaults_from_notebook, downloaded_datasets, normalize_owner
 
 AUTH_RESOURCE = "contents"
 MAX_EXTRA_FILES = 100

@@ -36,7 +36,7 @@ def _set_first_line(cell: dict, line: str) -> None:
 
 def rewrite(nb: dict, *, file_name: str, perm_id: str, source_path: str, keep_history: bool) -> dict:
     """The notebook as it is opened: template cells and ``metadata.openbis`` updated."""
-    from .template import defaults_from_notebook
+    from openbis_hub.eln_template import defaults_from_notebook
 
     old_history = defaults_from_notebook(nb).get("history_id")
     history_id = old_history if keep_history and old_history else str(uuid.uuid4())

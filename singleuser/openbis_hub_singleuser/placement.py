@@ -21,7 +21,7 @@ from tornado import web
 from tornado.escape import url_unescape
 from tornado.routing import Matcher
 
-from openbis_hub.service.template import note_taken_name
+from openbis_hub.eln_template import note_taken_name
 
 MAX_NAME_BYTES = 244  # leaves room for Jupyter's "<stem>-checkpoint.ipynb"
 

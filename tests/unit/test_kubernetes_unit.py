@@ -52,7 +52,9 @@ def render_hub_config(values) -> Config:
 
 def test_the_file_is_what_the_module_renders():
     # a role, a scope or a port changed in openbis_hub.deployment must reach the Kubernetes values too
-    assert VALUES.read_text() == kubernetes.render(), "run: python -m openbis_hub.deployment.kubernetes > " + str(VALUES)
+    assert VALUES.read_text() == kubernetes.render(), "run: python -m openbis_hub.deployment.kubernetes > " + str(
+        VALUES
+    )
 
 
 def test_top_level_sections(values):

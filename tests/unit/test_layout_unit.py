@@ -26,6 +26,7 @@ ALLOWED = {
     "openbis_hub.scopes": set(),
     "openbis_hub.openbis": {"openbis_hub.errors", "openbis_hub.urls"},
     "openbis_hub.pending": {"openbis_hub.scopes"},
+    "openbis_hub.eln_template": {"openbis_hub.errors"},
     "openbis_hub.auth": {
         "openbis_hub.pending",
         "openbis_hub.openbis",
@@ -34,6 +35,7 @@ ALLOWED = {
         "openbis_hub.urls",
     },
     "openbis_hub.service": {
+        "openbis_hub.eln_template",
         "openbis_hub.openbis",
         "openbis_hub.errors",
         "openbis_hub.redact",
@@ -50,15 +52,20 @@ ALLOWED = {
     "openbis_hub": {"openbis_hub._version"},
     # the single-user side uses the shared modules of the hub distribution, never the hub's own parts
     "openbis_hub_singleuser": {
-        # for now: placement reads the ELN template's "name taken" note (to move to one shared template module)
-        "openbis_hub.service",
+        "openbis_hub.eln_template",
         "openbis_hub.openbis",
         "openbis_hub.errors",
         "openbis_hub.redact",
         "openbis_hub.urls",
         "openbis_hub._version",
     },
-    "openbis_hub_dev": {"openbis_hub.openbis", "openbis_hub.urls", "openbis_hub.redact", "openbis_hub._version"},
+    "openbis_hub_dev": {
+        "openbis_hub.eln_template",
+        "openbis_hub.openbis",
+        "openbis_hub.urls",
+        "openbis_hub.redact",
+        "openbis_hub._version",
+    },
 }
 
 

@@ -12,8 +12,7 @@ import random
 
 import pytest
 
-from openbis_hub.errors import BadRequest
-from openbis_hub.service.template import (
+from openbis_hub.eln_template import (
     MAX_DATASETS,
     _literal,
     check_dataset_id,
@@ -21,6 +20,7 @@ from openbis_hub.service.template import (
     eln_notebook,
     validate_request,
 )
+from openbis_hub.errors import BadRequest
 
 PERM_ID = "20230101123456789-42"
 DATASETS = [
@@ -346,7 +346,7 @@ def test_whatever_passes_the_check_cannot_break_out():
 
 
 def test_run_all_passes_the_session_refresh_cell_and_the_rewrite_is_recorded():
-    from openbis_hub.service.template import make_run_all_safe
+    from openbis_hub.eln_template import make_run_all_safe
 
     nb = eln_notebook("n.ipynb", [{"permId": "20261123093000000-4"}], {"object": "/DEMO/STEP1"})
     before = [dict(c, source=list(c["source"])) for c in nb["cells"]]
@@ -370,7 +370,7 @@ def test_run_all_passes_the_session_refresh_cell_and_the_rewrite_is_recorded():
 
 
 def test_a_taken_name_is_said_under_the_title_and_recorded():
-    from openbis_hub.service.template import note_taken_name
+    from openbis_hub.eln_template import note_taken_name
 
     nb = eln_notebook("analysis 2.ipynb", [], {"object": "/DEMO/STEP1"})
     title = list(nb["cells"][0]["source"])
@@ -394,7 +394,7 @@ def test_a_taken_name_is_said_under_the_title_and_recorded():
 
 
 def test_a_free_name_or_a_notebook_without_a_title_keeps_its_cells():
-    from openbis_hub.service.template import note_taken_name
+    from openbis_hub.eln_template import note_taken_name
 
     nb = eln_notebook("a.ipynb", [], {"object": "/DEMO/STEP1"})
     before = [dict(c) for c in nb["cells"]]
@@ -413,7 +413,7 @@ def test_a_free_name_or_a_notebook_without_a_title_keeps_its_cells():
 def test_the_older_and_the_newer_elns_save_cells_give_the_same_save_defaults():
     """openBIS 20.10's ELN writes props '$name'/'$history_id', openBIS 6/7's 'name'/'history_id';
     the server's save dialog reads owner, type, parents, name, notes and history from either."""
-    from openbis_hub_singleuser.template import defaults_from_notebook
+    from openbis_hub.eln_template import defaults_from_notebook
 
     older = eln_notebook("a.ipynb", DATASETS[:2], {"object": "/DEMO/ANALYSIS/STEP1"}, history_id="hid-1")
     newer = eln_notebook("a.ipynb", DATASETS[:2], {"object": "/DEMO/ANALYSIS/STEP1"}, history_id="hid-1")
@@ -426,3 +426,11 @@ def test_the_older_and_the_newer_elns_save_cells_give_the_same_save_defaults():
     defaults = defaults_from_notebook(newer)
     assert defaults["owner"] == {"object": "/DEMO/ANALYSIS/STEP1"} and defaults["type"] == "ANALYSIS_NOTEBOOK"
     assert defaults["history_id"] == "hid-1" and defaults["parents"] == [d["permId"] for d in DATASETS[:2]]
+
+
+def test_the_pages_template_constants_are_generated_from_this_module():
+    # the ELN-like page's cell ids and placeholders come from openbis_hub.eln_template
+    from openbis_hub_dev.standin import template_js
+
+    assert template_js.PATH.read_text() == template_js.render(), "run: python -m openbis_hub_dev.standin.template_js"
+    assert '"resultDatasetHistoryId": "resultDatasetHistoryId"' in template_js.render()
