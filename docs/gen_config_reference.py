@@ -1,7 +1,7 @@
 """Generate the reference pages from the code.
 
 * ``docs/reference/configuration.md``: every configurable trait of
-  ``OpenBISAuthenticator``, ``OpenBISService`` and the single-user ``OpenBISHub``,
+  ``OpenBISAuthenticator``, ``OpenBISService`` and the single-user ``OpenBISServerExtension``,
   with its type, default and help string;
 * ``docs/reference/http-api.md``: the launch service's OpenAPI document.
 
@@ -71,7 +71,7 @@ def settings_section() -> str:
 def configurables():
     from openbis_hub.auth import OpenBISAuthenticator
     from openbis_hub.service import OpenBISService
-    from openbis_hub_singleuser.extension import OpenBISHub
+    from openbis_hub_singleuser.extension import OpenBISServerExtension
 
     return [
         (
@@ -91,9 +91,9 @@ def configurables():
             "and prefix come from JupyterHub's own `JUPYTERHUB_*` variables.",
         ),
         (
-            OpenBISHub,
+            OpenBISServerExtension,
             "The single-user server extension",
-            "Set in the notebook server's `jupyter_server_config.py` as `c.OpenBISHub.<name>`; the hub "
+            "Set in the notebook server's `jupyter_server_config.py` as `c.OpenBISServerExtension.<name>`; the hub "
             "passes most values through the environment of each user's server.",
         ),
     ]

@@ -211,7 +211,7 @@ def launch_server(base: Path, env: dict, home: Path, root: Path, token: str, ext
         "--allow-root", "--no-browser", "--ip=127.0.0.1", f"--port={port}",
         f"--ServerApp.token={SERVER_TOKEN}", f"--ServerApp.root_dir={root}",
         "--ServerApp.jpserver_extensions={'openbis_hub_singleuser': True}",
-        "--OpenBISHub.token_refresh_interval=0.5",
+        "--OpenBISServerExtension.token_refresh_interval=0.5",
         *extra_args,
     ]  # fmt: skip
     with open(log, "wb") as out:

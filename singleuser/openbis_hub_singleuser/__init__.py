@@ -14,9 +14,9 @@ from __future__ import annotations
 
 from jupyter_server.utils import url_path_join
 
-from .extension import OpenBISHub
+from .extension import OpenBISServerExtension
 
-__all__ = ["OpenBISHub", "load_jupyter_server_extension"]
+__all__ = ["OpenBISServerExtension", "load_jupyter_server_extension"]
 
 
 def _jupyter_server_extension_points():
@@ -33,7 +33,7 @@ def _load_jupyter_server_extension(serverapp):
     from . import handlers
 
     redact.install(serverapp.log)  # no token in this server's log, whoever logs it
-    ext = OpenBISHub(parent=serverapp, log=serverapp.log)
+    ext = OpenBISServerExtension(parent=serverapp, log=serverapp.log)
     ext.setup(serverapp)
     serverapp.web_app.settings["openbis_hub"] = ext
     base = serverapp.web_app.settings["base_url"]

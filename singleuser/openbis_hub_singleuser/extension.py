@@ -22,10 +22,10 @@ DEFAULT_LINK_TEMPLATE = (
 )
 
 
-class OpenBISHub(LoggingConfigurable):
+class OpenBISServerExtension(LoggingConfigurable):
     """Connects the notebook server to openBIS.
 
-    Configure as ``c.OpenBISHub.<trait>`` in ``jupyter_server_config.py``.
+    Configure as ``c.OpenBISServerExtension.<trait>`` in ``jupyter_server_config.py``.
     The hub's authenticator passes most values through the environment.
     """
 
@@ -419,10 +419,10 @@ def request_is_https(request) -> bool:
     return forwarded.split(",")[0].strip().lower() == "https"
 
 
-_cookie_hook_owner: OpenBISHub | None = None
+_cookie_hook_owner: OpenBISServerExtension | None = None
 
 
-def _install_cookie_hook(ext: OpenBISHub) -> None:
+def _install_cookie_hook(ext: OpenBISServerExtension) -> None:
     """Make every cookie of an https request ``SameSite=None; Secure``.
 
     Tornado adds ``Set-Cookie`` headers after output transforms run, so the

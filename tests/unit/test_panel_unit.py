@@ -85,7 +85,7 @@ class FakeOpenBIS:
 
 @pytest.fixture
 async def panel(tmp_path, monkeypatch):
-    """``(fake openBIS, httpx client of the notebook server, root dir, the server's OpenBISHub)``."""
+    """``(fake openBIS, httpx client of the notebook server, root dir, the server's OpenBISServerExtension)``."""
     from jupyter_server.serverapp import ServerApp
 
     for name in [n for n in os.environ if n.startswith(("JUPYTERHUB_", "OPENBIS"))]:
@@ -109,10 +109,10 @@ async def panel(tmp_path, monkeypatch):
             for name in ("jupyterlab", "notebook", "jupyter_lsp", "jupyter_server_terminals", "notebook_shim")
         },
     }
-    config.OpenBISHub.openbis_url = OPENBIS
-    config.OpenBISHub.token_dir = str(tmp_path / "pybis")
-    config.OpenBISHub.set_csp = False
-    config.OpenBISHub.iframe_cookies = False  # no process-wide cookie hook in the unit layer
+    config.OpenBISServerExtension.openbis_url = OPENBIS
+    config.OpenBISServerExtension.token_dir = str(tmp_path / "pybis")
+    config.OpenBISServerExtension.set_csp = False
+    config.OpenBISServerExtension.iframe_cookies = False  # no process-wide cookie hook in the unit layer
     app = ServerApp(config=config)
     app.init_signal = lambda: None
     app.initialize(argv=[], new_httpserver=False)
