@@ -29,7 +29,7 @@ from openbis_hub_dev.standin.store import (
     DEMO_OBJECT_PERMID,
     DEMO_PROJECT_PERMID,
     DataSet,
-    OpenbisError,
+    StandInFault,
     Store,
 )
 
@@ -61,12 +61,12 @@ class FakeOpenBIS:
             self.methods.append(method)
             try:
                 if method in self.denied:
-                    raise OpenbisError("Authorization failure: no role for this.", AUTHORIZATION_FAILURE)
+                    raise StandInFault("Authorization failure: no role for this.", AUTHORIZATION_FAILURE)
                 call = self.api.call_as if path == AS_V3_PATH else self.api.call_dss
                 answer = {"result": jackson(call(method, params, OPENBIS))}
             except MethodNotFound:
                 return httpx.Response(404, json={"error": {"code": -32601, "message": "method not found"}})
-            except OpenbisError as e:
+            except StandInFault as e:
                 answer = {"error": {"code": 0, "message": e.message, "data": {"exceptionTypeName": e.type_name}}}
             return httpx.Response(200, json={"jsonrpc": "2.0", "id": body.get("id"), **answer})
         match = re.fullmatch(r"/datastore_server/(\d+-\d+)/(.+)", path)
@@ -74,7 +74,7 @@ class FakeOpenBIS:
             self.methods.append("download")
             try:
                 self.store.get_session(request.url.params.get("sessionID"))
-            except OpenbisError as e:
+            except StandInFault as e:
                 return httpx.Response(401, text=e.message)
             ds = self.store.datasets.get(match.group(1))
             if ds is None or match.group(2) not in ds.files:

@@ -25,7 +25,7 @@ from .store import (
     DEMO_OBJECT_PERMID,
     DEMO_PROJECT_PERMID,
     DEMO_USERS,
-    OpenbisError,
+    StandInFault,
     Store,
 )
 
@@ -39,7 +39,7 @@ __all__ = [
     "DSS_PATH",
     "StandIn",
     "Store",
-    "OpenbisError",
+    "StandInFault",
     "make_app",
     "serve",
     "DEMO_USERS",

@@ -12,12 +12,12 @@ from .store import (
     DataSet,
     EntityType,
     Experiment,
-    OpenbisError,
     PersonalAccessToken,
     Project,
     PropertyType,
     Sample,
     Space,
+    StandInFault,
     Store,
     Vocabulary,
     VocabularyTerm,
@@ -425,7 +425,7 @@ class Api:
     def as_createPersonalAccessTokens(self, params, base_url):
         session, pat = self._session(params)
         if pat is not None:
-            raise OpenbisError("Personal access tokens cannot be used to manage personal access tokens.", USER_FAILURE)
+            raise StandInFault("Personal access tokens cannot be used to manage personal access tokens.", USER_FAILURE)
         creations = params[1] if len(params) > 1 else []
         if isinstance(creations, dict):
             creations = [creations]
@@ -436,7 +436,7 @@ class Api:
             if isinstance(owner_id, dict) and owner_id.get("permId") not in (None, session.user_id):
                 user = self.store.users.get(session.user_id)
                 if not (user and user.admin):
-                    raise OpenbisError(
+                    raise StandInFault(
                         f"Access denied to object with PersonPermId = [{owner_id.get('permId')}].",
                         AUTHORIZATION_FAILURE,
                     )
@@ -450,7 +450,7 @@ class Api:
     def as_deletePersonalAccessTokens(self, params, base_url):
         session, pat = self._session(params)
         if pat is not None:
-            raise OpenbisError("Personal access tokens cannot be used to manage personal access tokens.", USER_FAILURE)
+            raise StandInFault("Personal access tokens cannot be used to manage personal access tokens.", USER_FAILURE)
         visible = self._visible_pats(session)
         for ident in self._ids(params):
             p = self.store.pats.get(ident.get("permId") if isinstance(ident, dict) else ident)
@@ -487,7 +487,7 @@ class Api:
             ds_id = (ident.get("dataSetId") or {}).get("permId")
             ds = self.store.datasets.get(ds_id)
             if ds is None:
-                raise OpenbisError(f"Object with DataSetPermId = [{ds_id}] has not been found.", OBJECT_NOT_FOUND)
+                raise StandInFault(f"Object with DataSetPermId = [{ds_id}] has not been found.", OBJECT_NOT_FOUND)
         return {
             "@type": "dss.dto.datasetfile.fastdownload.FastDownloadSession",
             "downloadUrl": base_url + "/datastore_server/file-transfer",
@@ -505,7 +505,7 @@ class Api:
             eid = c["experimentId"]
             experiment = self.store.experiment_by(eid.get("permId"), eid.get("identifier"))
             if experiment is None:
-                raise OpenbisError(
+                raise StandInFault(
                     f"Object with {eid.get('@type', '').rsplit('.', 1)[-1]} = "
                     f"[{eid.get('identifier') or eid.get('permId')}] has not been found.",
                     OBJECT_NOT_FOUND,
@@ -514,7 +514,7 @@ class Api:
             sid = c["sampleId"]
             sample = self.store.sample_by(sid.get("permId"), sid.get("identifier"))
             if sample is None:
-                raise OpenbisError(
+                raise StandInFault(
                     f"Object with {sid.get('@type', '').rsplit('.', 1)[-1]} = "
                     f"[{sid.get('permId') or sid.get('identifier')}] has not been found.",
                     OBJECT_NOT_FOUND,
@@ -524,7 +524,7 @@ class Api:
             perm = pid.get("permId") if isinstance(pid, dict) else pid
             p = self.store.datasets.get(perm)
             if p is None:
-                raise OpenbisError(f"Object with DataSetPermId = [{perm}] has not been found.", OBJECT_NOT_FOUND)
+                raise StandInFault(f"Object with DataSetPermId = [{perm}] has not been found.", OBJECT_NOT_FOUND)
             parents.append(p)
         upload_id = c.get("uploadId") or ""
         ws = self.store.workspaces.get(session.token, {})

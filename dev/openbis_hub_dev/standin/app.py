@@ -22,7 +22,7 @@ import tornado.web
 
 from .api import Api, MethodNotFound
 from .dto import jackson
-from .store import INVALID_SESSION, OpenbisError, Store
+from .store import INVALID_SESSION, StandInFault, Store
 
 log = logging.getLogger("openbis_hub_dev.standin")
 access_log = logging.getLogger("openbis_hub_dev.standin.access")
@@ -99,7 +99,7 @@ class JsonRpcHandler(Base):
         except MethodNotFound:
             self.set_status(404)
             body = {"jsonrpc": "2.0", "id": rid, "error": {"code": -32601, "message": "method not found", "data": None}}
-        except OpenbisError as e:
+        except StandInFault as e:
             body = {
                 "jsonrpc": "2.0",
                 "id": rid,
@@ -147,7 +147,7 @@ class UploadHandler(Base):
         filename = self.get_query_argument("filename", "")
         try:
             ws = self.store.workspace_for(token)
-        except OpenbisError as e:
+        except StandInFault as e:
             self.set_status(500)
             self.finish({"error": e.message, "exceptionTypeName": e.type_name})
             return
@@ -233,8 +233,8 @@ class FileTransferHandler(Base):
                 self._sessions().pop(args.get("downloadSessionId"), None)
                 self.finish(b"")
                 return
-            raise OpenbisError(f"Unknown method '{method}'.")
-        except OpenbisError as e:
+            raise StandInFault(f"Unknown method '{method}'.")
+        except StandInFault as e:
             self.set_header("Content-Type", "application/json")
             self.finish(
                 json.dumps({"error": {"message": e.message, "exceptionTypeName": e.type_name}, "retriable": False})
@@ -243,7 +243,7 @@ class FileTransferHandler(Base):
     def _get(self, args):
         sess = self._sessions().get(args.get("downloadSessionId"))
         if sess is None:
-            raise OpenbisError("Download session does not exist.")
+            raise StandInFault("Download session does not exist.")
         return sess
 
     def _start(self, args):
@@ -261,7 +261,7 @@ class FileTransferHandler(Base):
             perm_id, _, path = item.partition("/")
             ds = self.store.datasets.get(perm_id)
             if ds is None:
-                raise OpenbisError(f"Data set {perm_id} does not exist.")
+                raise StandInFault(f"Data set {perm_id} does not exist.")
             first = len(chunks)
             if path in ds.files:
                 data = ds.files[path]
@@ -274,7 +274,7 @@ class FileTransferHandler(Base):
                         for off in range(0, max(len(data), 1), CHUNK_SIZE):
                             chunks.append(_chunk(len(chunks), item, fpath, False, off, data[off : off + CHUNK_SIZE]))
             else:
-                raise OpenbisError(f"File {path} does not exist in data set {perm_id}.")
+                raise StandInFault(f"File {path} does not exist in data set {perm_id}.")
             ranges[item] = f"{first}:{len(chunks) - 1}"
         wished = int(args.get("wishedNumberOfStreams", 4) or 4)
         sid = str(uuid.uuid4())
@@ -299,7 +299,7 @@ class DownloadHandler(Base):
         self.store.count_http("download")
         try:
             self.store.get_session(self.get_query_argument("sessionID", None))
-        except OpenbisError as e:
+        except StandInFault as e:
             self.set_status(401 if e.type_name == INVALID_SESSION else 500)
             self.set_header("Content-Type", "text/plain")
             self.finish(e.message)

@@ -46,7 +46,7 @@ DEMO_TXT = b"Experimental step 1: calibration run.\nSensor: PT100, sampling 1 Hz
 DATASTORE_CODE = "DSS1"
 
 
-class OpenbisError(Exception):
+class StandInFault(Exception):
     """An error as openBIS would report it (JSON-RPC error with code 0, HTTP 200)."""
 
     def __init__(self, message: str, type_name: str = USER_FAILURE):
@@ -482,28 +482,28 @@ class Store:
     def get_session(self, token) -> tuple[Session, PersonalAccessToken | None]:
         """Resolve a token (session or PAT), touching it; raise openBIS' errors."""
         if token is None or (isinstance(token, str) and not token.strip()):
-            raise OpenbisError("No 'sessionToken' specified.", USER_FAILURE)
+            raise StandInFault("No 'sessionToken' specified.", USER_FAILURE)
         if not isinstance(token, str):
-            raise OpenbisError(f"Session token '{token}' is invalid: user is not logged in.", INVALID_SESSION)
+            raise StandInFault(f"Session token '{token}' is invalid: user is not logged in.", INVALID_SESSION)
         if token.startswith("$pat-"):
             pat = self.pats.get(token)
             if pat is not None:
                 state = self._pat_state(pat)
                 if state == "not-yet":
-                    raise OpenbisError("Personal access token is not yet valid.", INVALID_SESSION)
+                    raise StandInFault("Personal access token is not yet valid.", INVALID_SESSION)
                 if state == "expired":
-                    raise OpenbisError("Personal access token is no longer valid.", INVALID_SESSION)
+                    raise StandInFault("Personal access token is no longer valid.", INVALID_SESSION)
                 s = self.pat_session(pat)
                 pat.access_date = now_ms()
                 s.last_access = time.time()
                 return s, pat
         s = self.sessions.get(token)
         if s is None:
-            raise OpenbisError(f"Session token '{token}' is invalid: user is not logged in.", INVALID_SESSION)
+            raise StandInFault(f"Session token '{token}' is invalid: user is not logged in.", INVALID_SESSION)
         if self._session_expired(s):
             self.sessions.pop(token, None)
             self.workspaces.pop(token, None)
-            raise OpenbisError("Session no longer available. Please login again.", INVALID_SESSION)
+            raise StandInFault("Session no longer available. Please login again.", INVALID_SESSION)
         s.last_access = time.time()
         return s, None
 
@@ -528,12 +528,12 @@ class Store:
     def create_pat(self, session: Session, session_name, valid_from, valid_to, owner=None) -> PersonalAccessToken:
         owner = owner or session.user_id
         if not session_name:
-            raise OpenbisError("Session name cannot be empty.")
+            raise StandInFault("Session name cannot be empty.")
         n = now_ms()
         valid_from = int(valid_from) if valid_from is not None else n
         valid_to = int(valid_to) if valid_to is not None else valid_from + self.pat_max_validity * 1000
         if valid_to < valid_from:
-            raise OpenbisError("Valid to date cannot be earlier than valid from date.")
+            raise StandInFault("Valid to date cannot be earlier than valid from date.")
         if valid_to - valid_from > self.pat_max_validity * 1000 + 60_000:
             # real openBIS silently cuts the validity to the configured maximum
             valid_to = valid_from + self.pat_max_validity * 1000
@@ -583,15 +583,15 @@ class Store:
     ) -> DataSet:
         dtype = self.find_type("DATA_SET", type_code)
         if dtype is None:
-            raise OpenbisError(f"Object with EntityTypePermId = [{type_code}] has not been found.", OBJECT_NOT_FOUND)
+            raise StandInFault(f"Object with EntityTypePermId = [{type_code}] has not been found.", OBJECT_NOT_FOUND)
         assigned = {code for code, _ in dtype.assignments}
         clean = {}
         for key, value in (props or {}).items():
             code = key.upper()
             if code not in assigned:
                 if code not in self.property_types:
-                    raise OpenbisError(f"Property type with code '{code}' does not exist!")
-                raise OpenbisError(f"Property type '{code}' is not assigned to data set type '{dtype.code}'.")
+                    raise StandInFault(f"Property type with code '{code}' does not exist!")
+                raise StandInFault(f"Property type '{code}' is not assigned to data set type '{dtype.code}'.")
             if value is None or value == "":
                 continue
             clean[code] = self._checked_value(
@@ -604,13 +604,13 @@ class Store:
             )
         for code, mandatory in dtype.assignments:
             if (mandatory or self.is_mandatory(dtype.code, code)) and code not in clean:
-                raise OpenbisError(f"Value of mandatory property '{code}' not specified.")
+                raise StandInFault(f"Value of mandatory property '{code}' not specified.")
         if sample is not None and experiment is None:
             experiment = sample.experiment
         if experiment is None and sample is None:
-            raise OpenbisError("Data set can not be registered because it is not connected to an experiment or sample.")
+            raise StandInFault("Data set can not be registered because it is not connected to an experiment or sample.")
         if not files:
-            raise OpenbisError("Upload folder is empty or does not exist.")
+            raise StandInFault("Upload folder is empty or does not exist.")
         ds = DataSet(
             self.new_perm_id(),
             dtype,
@@ -634,7 +634,7 @@ class Store:
         if pt.data_type == "CONTROLLEDVOCABULARY":
             vocabulary = self.vocabularies.get(pt.vocabulary or "")
             if vocabulary is None or value.upper() not in {t.code for t in vocabulary.terms}:
-                raise OpenbisError(
+                raise StandInFault(
                     f"Vocabulary value '{value}' of property '{pt.code}' is not valid. "
                     f"It must exist in '{pt.vocabulary}' controlled vocabulary."
                 )
@@ -643,12 +643,12 @@ class Store:
             try:
                 int(value)
             except ValueError:
-                raise OpenbisError(f"Integer value '{value}' has improper format.") from None
+                raise StandInFault(f"Integer value '{value}' has improper format.") from None
         if pt.data_type == "REAL":
             try:
                 float(value)
             except ValueError:
-                raise OpenbisError(f"Double value '{value}' has improper format.") from None
+                raise StandInFault(f"Double value '{value}' has improper format.") from None
         return value
 
     # ------------------------------------------------------------- persistence
