@@ -269,3 +269,32 @@ async def test_notebook7_tree_view_panel_downloads(hub, token_for, chromium):
     assert contents(hub, f"nb7/{DATASET}/{CSV}", content=False).status_code == 200
     await page.locator(".lm-TabBar-tab", has_text="Files").click()
     await page.locator(".jp-DirListing-item", has_text=DATASET).first.wait_for(timeout=30_000)
+
+
+async def test_download_several_datasets_at_once(hub, token_for, chromium):
+    token = token_for("alice")
+    created = create_notebook(hub, token, "several", "both")
+    page = await open_lab(chromium, hub, token, created["path"])
+    panel = await open_panel(page)
+    other = "20261123093000000-5"  # the object's dataset
+    first = await browse_to_dataset(panel)
+    await first.locator(".jp-OpenBISPanel-select").first.check()
+    await expand(panel, "object", "STEP1")
+    second = panel.locator(f'.jp-OpenBISPanel-tree .jp-OpenBISPanel-node[data-perm-id="{other}"]').first
+    await second.locator(".jp-OpenBISPanel-select").first.check(timeout=30_000)
+    button = panel.locator(".jp-OpenBISPanel-download-selected")
+    assert "2 selected datasets" in await button.inner_text()
+    await button.click()
+    await page.locator(".jp-Dialog-content", has_text=f"All files of {DATASET}, {other}").wait_for(timeout=30_000)
+    await page.locator(".jp-Dialog-button.jp-mod-accept").click()
+    await panel.locator('.jp-OpenBISPanel-job[data-state="done"]').wait_for(timeout=60_000)
+    assert contents(hub, f"several/{DATASET}/{CSV}", content=False).status_code == 200
+    assert contents(hub, f"several/{other}/original/notes.txt", content=False).status_code == 200
+    await page.locator(".jp-NotebookPanel").first.click()
+    await page.keyboard.press("Control+s")
+    for _ in range(30):
+        datasets = contents(hub, created["path"]).json()["content"]["metadata"].get("openbis", {}).get("datasets", {})
+        if len(datasets) == 2:
+            break
+        await page.wait_for_timeout(500)
+    assert set(datasets) == {DATASET, other}

@@ -179,6 +179,8 @@ export class OpenBISPanel extends Widget {
   private _details = el('div', 'jp-OpenBISPanel-details');
   private _progress = el('div', 'jp-OpenBISPanel-progress');
   private _timer: number | undefined;
+  private _selected = new Map<string, INode>();
+  private _downloadSelected = el('button', 'jp-mod-styled jp-OpenBISPanel-download-selected');
 
   constructor(
     private readonly app: JupyterFrontEnd,
@@ -200,7 +202,17 @@ export class OpenBISPanel extends Widget {
         void this.runSearch(this._search.value);
       }
     });
-    this.node.append(header, this._search, this._results, this._progress, this._tree, this._details);
+    this._downloadSelected.hidden = true;
+    this._downloadSelected.addEventListener('click', () => void this.downloadSelected());
+    this.node.append(
+      header,
+      this._search,
+      this._downloadSelected,
+      this._results,
+      this._progress,
+      this._tree,
+      this._details
+    );
   }
 
   protected onAfterAttach(): void {
@@ -243,6 +255,26 @@ export class OpenBISPanel extends Widget {
     item.dataset.permId = node.permId;
     const line = el('div', 'jp-OpenBISPanel-line');
     const toggle = el('span', 'jp-OpenBISPanel-toggle', '▸');
+    if (node.kind === 'dataset') {
+      const box = el('input', 'jp-OpenBISPanel-select');
+      box.type = 'checkbox';
+      box.title = 'Select for downloading several datasets at once';
+      box.checked = this._selected.has(node.permId);
+      box.addEventListener('change', () => {
+        if (box.checked) {
+          this._selected.set(node.permId, node);
+        } else {
+          this._selected.delete(node.permId);
+        }
+        this.node
+          .querySelectorAll<HTMLInputElement>(`.jp-OpenBISPanel-node[data-perm-id="${node.permId}"] > .jp-OpenBISPanel-line > .jp-OpenBISPanel-select`)
+          .forEach(other => (other.checked = box.checked));
+        const n = this._selected.size;
+        this._downloadSelected.hidden = n === 0;
+        this._downloadSelected.textContent = `Download ${n} selected dataset${n === 1 ? '' : 's'}…`;
+      });
+      line.append(box);
+    }
     const badge = el('span', 'jp-OpenBISPanel-kind', node.kind);
     const text = el('span', 'jp-OpenBISPanel-label', this.label(node));
     text.title = [node.identifier || node.permId, node.permId, node.type]
@@ -437,13 +469,52 @@ export class OpenBISPanel extends Widget {
       await showErrorMessage('Download from openBIS', 'Choose at least one file.');
       return;
     }
+    await this.runDownload(
+      node.permId,
+      [{ permId: node.permId, ...(choice.all ? {} : { files: choice.files }) }],
+      choice.folder
+    );
+  }
+
+  /** Download the selected datasets (all their files) into one folder. */
+  async downloadSelected(): Promise<void> {
+    const selected = Array.from(this._selected.keys());
+    if (!selected.length) {
+      return;
+    }
+    const body = new Widget();
+    body.addClass('jp-OpenBISSave-form');
+    body.addClass('jp-OpenBISDownload-form');
+    const label = el('label');
+    const folder = el('input');
+    folder.value = this.currentFolder();
+    label.append(el('span', '', 'Folder (in your notebook directory)'), folder);
+    body.node.append(label, el('p', '', `All files of ${selected.join(', ')}`));
+    const result = await showDialog({
+      title: `Download ${selected.length} datasets`,
+      body,
+      buttons: [Dialog.cancelButton(), Dialog.okButton({ label: 'Download' })]
+    });
+    if (!result.button.accept) {
+      return;
+    }
+    await this.runDownload(
+      selected.join(' '),
+      selected.map(permId => ({ permId })),
+      folder.value.trim()
+    );
+  }
+
+  /** Start a download, show its progress, record it in the current notebook when done. */
+  private async runDownload(
+    label: string,
+    datasets: { permId: string; files?: string[] }[],
+    folder: string
+  ): Promise<void> {
     const notebook = this.tracker?.currentWidget ?? null;
     let job: IDownload;
     try {
-      job = await startDownload(
-        [{ permId: node.permId, ...(choice.all ? {} : { files: choice.files }) }],
-        choice.folder
-      );
+      job = await startDownload(datasets, folder);
     } catch (error) {
       await showErrorMessage('Download from openBIS', (error as Error).message);
       return;
@@ -452,12 +523,12 @@ export class OpenBISPanel extends Widget {
     bar.max = Math.max(job.bytes_total, 1);
     const text = el('span', 'jp-OpenBISPanel-progress-text');
     const line = el('div', 'jp-OpenBISPanel-job');
-    line.dataset.permId = node.permId;
+    line.dataset.permId = label;
     line.append(bar, text);
     this._progress.append(line);
     for (;;) {
       bar.value = job.bytes_done;
-      text.textContent = `${node.permId}: ${formatBytes(job.bytes_done)} of ${formatBytes(job.bytes_total)}`;
+      text.textContent = `${label}: ${formatBytes(job.bytes_done)} of ${formatBytes(job.bytes_total)}`;
       if (job.state !== 'running') {
         break;
       }
@@ -476,11 +547,11 @@ export class OpenBISPanel extends Widget {
       return;
     }
     line.dataset.state = 'done';
-    text.textContent = `${node.permId}: ${job.files_done} file(s) in ${job.datasets[0].path}`;
+    text.textContent = `${label}: ${job.files_done} file(s) in ${job.folder || 'your notebook directory'}`;
     if (notebook) {
       recordDownload(notebook, job);
     }
-    // the downloaded dataset's folder in the file browser
+    // the downloaded datasets' folder in the file browser
     await this.showFolder(job.folder).catch(() => undefined);
   }
 
