@@ -201,6 +201,7 @@ class Launcher:
         self._stale_servers: set[str] = set()
         self._undelivered: set[str] = set()  # handed over while the server was starting
         self._follow_ups: dict[str, asyncio.Task] = {}
+        self._deferred: dict[str, asyncio.Task] = {}  # starts waiting for the hub to settle a server
         self.queue = SpawnQueue(self._start_now, retry_interval=queue_retry_interval, max_wait=queue_max_wait)
 
     async def identify(self, token: str, client: str = "") -> str:
@@ -255,6 +256,14 @@ class Launcher:
             if name in self._stale_servers:
                 self._follow_up(name)
             return False
+        if server and server.get("pending"):
+            # the hub, just restarted, checks whether the server it knew still runs ("check"): the
+            # hub refuses a start until it knows; start it then, if it turned out gone
+            task = self._deferred.get(name)
+            if task is None or task.done():
+                task = self._deferred[name] = asyncio.ensure_future(self._start_after_pending(name))
+                task.add_done_callback(lambda t, name=name: self._settled(name, t))
+            return False
         # a server started now reads the token from auth_state as it starts
         self._stale_servers.discard(name)
         if self.queue:
@@ -269,12 +278,38 @@ class Launcher:
             self.queue.add(name)
             return False
 
+    def _settled(self, name: str, task: asyncio.Task) -> None:
+        if self._deferred.get(name) is task:
+            del self._deferred[name]
+        if not task.cancelled() and task.exception() is not None:
+            error = task.exception()
+            log.warning("Starting the server of %s after the hub's check: %s", name, getattr(error, "message", error))
+
+    async def _start_after_pending(self, name: str) -> bool:
+        """Once the hub has settled the server's pending state: start it unless it runs."""
+        deadline = time.monotonic() + self.spawn_timeout + 60
+        while True:
+            server = await self.hub.server(name)
+            pending = server.get("pending") if server else None
+            if not pending or pending == "spawn" or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(1)
+        if server and server.get("ready"):
+            return True
+        log.info("The hub settled the server of %s (%s): starting it", name, pending or "not running")
+        # not under the user's lock: a request holding it may be waiting for this very start
+        return await self._start(name, await self.hub.server(name))
+
     async def _start_now(self, name: str) -> bool:
         log.info("Starting the server of %s", name)
         return await self.hub.start_server(name)
 
     async def _wait_for_turn(self, name: str) -> bool:
-        """If ``name``'s start waits in the queue: until it was asked for (True: running already)."""
+        """If ``name``'s start waits (queue, pending check): until it was asked for (True: running already)."""
+        deferred = self._deferred.get(name)
+        if deferred is not None:
+            if await asyncio.shield(deferred):
+                return True
         queued = self.queue.get(name)
         if queued is None:
             return False

@@ -33,6 +33,7 @@ class LimitedHub:
         self.accepted: list[str] = []  # every start the hub accepted, in order
         self.refused: list[str] = []  # every start answered 429
         self.attempts: dict[str, int] = {}
+        self.checking: set[str] = set()  # a hub just restarted checks whether these servers still run
         self.pending: dict[str, list[dict]] = {}
         self.transport = httpx.MockTransport(self.handle)
 
@@ -51,7 +52,9 @@ class LimitedHub:
             return httpx.Response(202, json={})
         name = parts[1] if len(parts) > 1 else ""
         if parts[0] == "users" and len(parts) == 2:
-            if name in self.running:
+            if name in self.checking:
+                server = {"ready": False, "pending": "check"}
+            elif name in self.running:
                 server = {"ready": True, "pending": None}
             elif name in self.starting:
                 server = {"ready": False, "pending": "spawn"}
@@ -60,6 +63,8 @@ class LimitedHub:
             return httpx.Response(200, json={"name": name, "servers": {"": server}})
         if parts[0] == "users" and parts[2:] == ["server"] and request.method == "POST":
             self.attempts[name] = self.attempts.get(name, 0) + 1
+            if name in self.checking:
+                return httpx.Response(400, json={"message": f"{name} is pending check"})
             if name in self.running:
                 return httpx.Response(400, json={"message": f"{name} is already running"})
             if name in self.starting:
@@ -195,3 +200,16 @@ async def test_a_start_that_waits_too_long_fails_with_a_clear_error(limited):
     assert caught.value.status == 503
     assert "too many servers are starting" in caught.value.message
     assert not launcher.queue
+
+
+async def test_a_click_while_the_restarted_hub_checks_a_server_starts_it_once_the_check_found_it_gone(limited):
+    """After a hub restart the hub checks each server it knew ("pending check") and refuses starts
+    meanwhile; a server that died with the hub must be started once the check gave up on it."""
+    hub, client, launcher = limited
+    hub.checking.add("dora")
+    for answer in await click(client, "dora"):
+        assert answer.status_code == 200, answer.text
+    assert hub.accepted == []
+    hub.checking.discard("dora")  # the check found the server gone
+    await until(lambda: hub.accepted == ["dora"], timeout=10)
+    assert hub.pending["dora"], "the notebook waits for the server that now starts"
