@@ -37,6 +37,8 @@ HUB_API_TOKEN = "hub-api-" + uuid.uuid4().hex
 FRAME_ANCESTORS = "https://eln.example.org https://openbis.example.org:8443"
 COLLECTION = "/DEMO/ANALYSIS/MEASUREMENTS"
 OBJECT = "/DEMO/ANALYSIS/STEP1"
+# the JupyterLab extension as jlpm build:prod leaves it (singleuser/labextension/package.json)
+LABEXTENSION = Path(__file__).resolve().parent.parent / "singleuser" / "openbis_hub_singleuser" / "labextension"
 
 
 # --------------------------------------------------------------------------- fixtures
@@ -190,7 +192,7 @@ def server(standin, fake_hub, parent_page, tmp_path_factory):
         "PYTHONUNBUFFERED": "1",
         "NO_PROXY": "127.0.0.1,localhost",
     }
-    built = Path(__file__).resolve().parent.parent / "openbis_hub" / "labextension"
+    built = LABEXTENSION
     if (built / "package.json").exists():  # the labextension, for the browser tests
         (base / "data" / "labextensions").mkdir(parents=True)
         (base / "data" / "labextensions" / "openbis-hub").symlink_to(built)
@@ -642,8 +644,8 @@ CHROMIUM = next((p for p in ("/usr/bin/chromium", "/usr/bin/chromium-browser") i
 def _need_browser(server):
     if CHROMIUM is None:
         pytest.skip("no Chromium (apt-get install chromium)")
-    if not (Path(__file__).resolve().parent.parent / "openbis_hub" / "labextension" / "package.json").exists():
-        pytest.skip("labextension not built (cd labextension && jlpm install && jlpm build:prod)")
+    if not (LABEXTENSION / "package.json").exists():
+        pytest.skip("labextension not built (cd singleuser/labextension && jlpm install && jlpm build:prod)")
 
 
 @pytest.mark.browser
