@@ -283,12 +283,15 @@ async def dataset_types(client: OpenBISClient, token: str) -> list[dict]:
 
 
 def assignments(entity_type: dict) -> list[dict]:
+    """``[{code, label, description, data_type, mandatory, ordinal, section, terms}]`` of an
+    entity type's V3 ``propertyAssignments``, in their order; the save dialog's form and the
+    checks before a save both read it."""
     out = []
     for pa in entity_type.get("propertyAssignments") or []:
         if not isinstance(pa, dict) or not isinstance(pa.get("propertyType"), dict):
             continue
         pt = pa["propertyType"]
-        code = pt.get("code")
+        code = pt.get("code") or (pt.get("permId") or {}).get("permId")
         if not isinstance(code, str):
             continue
         vocabulary = pt.get("vocabulary") if isinstance(pt.get("vocabulary"), dict) else None

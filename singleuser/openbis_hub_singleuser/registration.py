@@ -16,6 +16,8 @@ from tornado import web
 
 from openbis_hub.errors import OpenBISHubError
 
+from .explorer import assignments
+
 log = logging.getLogger("openbis_hub_singleuser")
 
 # which property code holds which field, newest openBIS first is irrelevant:
@@ -138,25 +140,8 @@ def property_assignments(o, type_code: str, token: str | None = None) -> list[di
         if err.status == 400:
             raise SaveError(status=400, message=f"openBIS has no dataset type {type_code!r}.") from None
         raise err from None
-    raw = dataset_type.__dict__.get("_propertyAssignments") or []
-    result = []
-    for pa in raw:
-        pt = pa.get("propertyType") or {}
-        code = pt.get("code") or (pt.get("permId") or {}).get("permId")
-        if not code:
-            continue
-        result.append(
-            {
-                "code": code,
-                "label": pt.get("label") or code,
-                "description": pt.get("description") or "",
-                "data_type": pt.get("dataType"),
-                "mandatory": bool(pa.get("mandatory")),
-                "ordinal": pa.get("ordinal"),
-            }
-        )
-    result.sort(key=lambda p: (p["ordinal"] is None, p["ordinal"] or 0))
-    return result
+    # pybis keeps the V3 answer's propertyAssignments as they came
+    return assignments({"propertyAssignments": dataset_type.__dict__.get("_propertyAssignments") or []})
 
 
 def property_codes(assignments: list[dict]) -> dict:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import socket
 from pathlib import Path
 
 import httpx
@@ -32,6 +31,8 @@ from openbis_hub_dev.standin.store import (
     StandInFault,
     Store,
 )
+
+from inprocess import listen_on_loopback
 
 OPENBIS = "https://openbis.test"
 SERVER_TOKEN = "panel-unit-" + "0" * 32
@@ -122,12 +123,7 @@ async def panel(tmp_path, monkeypatch):
     from tornado.httpserver import HTTPServer
 
     server = HTTPServer(app.web_app)
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(128)
-    sock.setblocking(False)
-    server.add_sockets([sock])
-    port = sock.getsockname()[1]
+    port = listen_on_loopback(server)
     headers = {"Authorization": f"token {SERVER_TOKEN}"}
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", headers=headers, timeout=20) as client:
         yield fake, client, root, ext

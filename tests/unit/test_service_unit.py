@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 
 import httpx
 import pytest
 
 from openbis_hub.service.app import OpenBISService
+
+from inprocess import listen_on_loopback
 
 SERVICE_TOKEN = "service-token-0123456789abcdef"
 ELN = "https://openbis.example.org"
@@ -127,12 +128,7 @@ async def service():
     )
     web_app = app.make_app(transport=fake.transport)
     server = app.make_server(web_app)
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(128)
-    sock.setblocking(False)
-    server.add_sockets([sock])
-    port = sock.getsockname()[1]
+    port = listen_on_loopback(server)
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}/services/openbis", timeout=10) as client:
         yield fake, client, port
     server.stop()
