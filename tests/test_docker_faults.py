@@ -110,7 +110,16 @@ class Gate:
         await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
 
     def stop(self):
-        self.loop.call_soon_threadsafe(self.server.close)
+        async def close():
+            self.server.close()
+            for transport in list(self._open):
+                transport.abort()
+            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+        asyncio.run_coroutine_threadsafe(close(), self.loop).result(10)
         self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join(10)
 

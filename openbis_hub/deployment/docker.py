@@ -189,6 +189,29 @@ def check_docker(image: str, swarm: bool = False, client: docker.DockerClient | 
     return True, f"openbis-hub: {where} answers; single-user image {image} present ({img.short_id}, {size:.0f} MB)"
 
 
+def forget_stale_proxy_pid(c, in_container: bool | None = None) -> None:
+    """Remove the proxy's pid file left by the hub's container before it restarted.
+
+    The pid file lives in the hub's state volume, which outlives the
+    container; the proxy it names died with the container.  In the restarted
+    container the same pid may belong to another process, and the hub would
+    take that for its proxy and never start one: nothing would listen on the
+    public port.  In a container, the proxy is always the hub's own child, so
+    a pid file found while the hub starts is always stale.
+    """
+    if in_container is None:
+        in_container = os.path.exists("/.dockerenv")
+    pid_file = c.ConfigurableHTTPProxy.pid_file if "pid_file" in c.ConfigurableHTTPProxy else ""
+    if in_container and pid_file:
+        try:
+            os.unlink(pid_file)
+            print(f"openbis-hub: removed the proxy pid file {pid_file} left from before a restart", file=sys.stderr)
+        except FileNotFoundError:
+            pass
+        except OSError as e:
+            print(f"openbis-hub: could not remove the stale proxy pid file {pid_file}: {e}", file=sys.stderr)
+
+
 def idle_culler_service(timeout: int) -> tuple[dict, dict]:
     """The idle culler as a hub-managed service, and its least-privilege role."""
     service = {
@@ -246,6 +269,7 @@ def configure_docker_spawner(c, settings: Settings, swarm: bool = False, check: 
             c.Spawner.environment = environment
     s.volumes = volumes
 
+    forget_stale_proxy_pid(c)
     # a burst of clicks: at most this many containers start at once, the launch service queues the rest
     c.JupyterHub.concurrent_spawn_limit = settings.concurrent_spawn_limit
     # a hub restart (crash, upgrade, `docker compose restart hub`) leaves the users' servers running:
