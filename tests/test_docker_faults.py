@@ -297,10 +297,15 @@ def test_users_servers_survive_a_hub_restart(stack, sig):
     restarts = hub_state(stack)["RestartCount"]
 
     # as a crash or the OOM killer would: a signal from outside to the container's init
+    killed = time.monotonic()
     os.kill(hub_state(stack)["State"]["Pid"], sig)
     wait_for_hub_restart(stack, restarts)
+    answering = time.monotonic() - killed
 
     wait_for_route(stack, "alice", api_token)  # the proxy is new: its routes came from the hub's database
+    print(
+        f"{sig.name}: the hub answered {answering:.1f} s after the kill, alice's route {time.monotonic() - killed:.1f} s"
+    )
     after = container("alice")
     assert after["Id"] == before["Id"] and after["State"]["StartedAt"] == before["State"]["StartedAt"], (
         "the user's server kept running through the hub's restart"
@@ -344,12 +349,14 @@ def test_a_killed_proxy_is_restarted_with_its_routes(stack):
     wait_for_route(stack, "alice", api_token)
     proxy = proxy_pid(stack)
     assert proxy
+    killed = time.monotonic()
     kill_in_hub(stack, proxy)  # the node process below it gets SIGTERM from the kernel (PDEATHSIG)
     deadline = time.monotonic() + 60
     while proxy_pid(stack) in (proxy, 0):
         assert time.monotonic() < deadline, f"the hub did not start a new proxy:\n{stack.logs()}"
         time.sleep(0.5)
     wait_for_route(stack, "alice", api_token)  # the hub restored the routes
+    print(f"proxy killed: alice's route back after {time.monotonic() - killed:.1f} s")
     dry, write = click(stack, stack.token("alice", "alice-pw"), "proxy", "q.ipynb", "2")
     assert write.status_code == 200, write.text
     assert "proxy/q.ipynb" in volume_notebooks("alice")
@@ -385,6 +392,7 @@ def test_the_launch_service_killed_mid_write_is_restarted_and_leaves_no_half_not
     with ThreadPoolExecutor(1) as pool:
         answer = pool.submit(post)
         assert sent.wait(60), "the body was not sent"
+        killed = time.monotonic()
         kill_in_hub(stack, service)  # the whole body is with the service: it is reading or writing it
         result = answer.result(timeout=120)
     if isinstance(result, httpx.Response):
@@ -409,9 +417,14 @@ def test_the_launch_service_killed_mid_write_is_restarted_and_leaves_no_half_not
         time.sleep(0.5)
     write = stack.eln_post(token, "big", "after.ipynb", notebook("2"))
     assert write.status_code == 200, write.text
+    answered = result.status_code if isinstance(result, httpx.Response) else type(result).__name__
+    print(
+        f"service killed: in-flight write answered {answered}; clicks work again {time.monotonic() - killed:.1f} s after"
+    )
 
     files = volume_notebooks("alice")
     assert "big/after.ipynb" in files
+    print("service killed: the interrupted notebook is", "there, whole" if "big/big.ipynb" in files else "absent")
     if "big/big.ipynb" in files:  # complete, never truncated
         written = json.loads(files["big/big.ipynb"])
         assert written["cells"][-1]["outputs"] == big["cells"][0]["outputs"]
@@ -435,6 +448,7 @@ def test_openbis_down_slow_and_back(stack):
             assert dry.status_code in (502, 504), (mode, dry.status_code, body)
             assert "openBIS" in body["message"], body
             assert took < OPENBIS_TIMEOUT + 10, f"{mode}: answered after {took:.1f} s"
+            print(f"openBIS {mode}: {dry.status_code} after {took:.1f} s: {body['message']}")
     finally:
         stack.gate.set("open")
     token = stack.token("bob", "bob-pw")
@@ -478,6 +492,7 @@ def test_a_full_volume_gives_clear_errors_and_keeps_what_was_saved(stack):
     assert dry.status_code == 200, dry.text
     body = no_traceback(write)
     assert "space" in body["message"].lower(), body
+    print(f"volume full: ELN write {write.status_code}: {body['message']}")
 
     # JupyterLab saving the open notebook, then Save to openBIS
     api_token = user_token_for(stack, token, user)
@@ -492,6 +507,7 @@ def test_a_full_volume_gives_clear_errors_and_keeps_what_was_saved(stack):
         save = c.post(f"{stack.url}/user/{user}/openbis/save", json={"path": "kept.ipynb"})
     if save.status_code != 200:
         no_traceback(save, ours=False)
+    print(f"volume full: JupyterLab save {put.status_code}; Save to openBIS {save.status_code}: {save.text[:300]}")
     assert volume_notebooks(user)["kept.ipynb"] == kept, "what was saved before is unchanged"
 
     # space again: the same write works
