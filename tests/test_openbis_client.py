@@ -17,6 +17,18 @@ from openbis_hub.errors import (
 from openbis_hub.openbis import OpenBISClient
 
 from hub import free_port
+from standin import start_standin
+
+
+@pytest.fixture(scope="module")
+def openbis_standin(tmp_path_factory):
+    """A stand-in of this module's own: the tests count its calls, which the servers of other
+    tests' hubs (token refreshes, the panel's session checks) would add to on a shared one."""
+    s = start_standin(tmp_path_factory.mktemp("client-standin"))
+    try:
+        yield s
+    finally:
+        s.stop()
 
 
 @pytest.fixture
