@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from standin import openbis_standin, start_standin  # noqa: F401  (fixture)
+from standin import start_standin
 
 pybis = pytest.importorskip("pybis")
 Openbis = pybis.Openbis
@@ -19,6 +19,16 @@ COLLECTION = "/DEMO/ANALYSIS/MEASUREMENTS"
 OBJECT = "/DEMO/ANALYSIS/STEP1"
 OBJECT_PERMID = "20261123093000000-3"
 SESSION_RE = re.compile(r"^(?P<user>.+)-\d{15}x[0-9A-F]{32}$")
+
+
+@pytest.fixture(scope="module")
+def openbis_standin(tmp_path_factory):
+    """A stand-in of this module's own: its tests count calls, delay answers and expire sessions."""
+    s = start_standin(tmp_path_factory.mktemp("pybis-standin"))
+    try:
+        yield s
+    finally:
+        s.stop()
 
 
 @pytest.fixture
