@@ -276,6 +276,11 @@ def configure_docker_spawner(c, settings: Settings, swarm: bool = False, check: 
     # the hub finds them in its database and the proxy gets their routes back
     c.JupyterHub.cleanup_servers = settings.stop_servers_on_exit
 
+    if settings.server_cpu_shares and not swarm:
+        # a storm of starting servers must not starve the hub: they get less CPU when it is scarce
+        host_config = dict(s.extra_host_config) if "extra_host_config" in s else {}
+        host_config["cpu_shares"] = settings.server_cpu_shares
+        s.extra_host_config = host_config
     if settings.mem_limit:
         s.mem_limit = settings.mem_limit
     if settings.cpu_limit:

@@ -187,8 +187,12 @@ class Settings(HasTraits):
     idle_timeout = Integer(
         3600, help="Seconds of inactivity before the idle culler stops a user's server; 0 turns the culler off."
     ).tag(env="OPENBIS_HUB_IDLE_TIMEOUT")
+    server_cpu_shares = Integer(
+        256,
+        help="CPU weight of each user's container (``docker``) against the hub container's 1024 while the CPU is contended: with many servers starting at once the hub, its proxy and the launch service keep answering the ELN; 0: Docker's default (1024, the same as the hub).",
+    ).tag(env="OPENBIS_HUB_SERVER_CPU_SHARES")
     concurrent_spawn_limit = Integer(
-        10,
+        4,
         help="How many users' servers may be starting at the same time (``docker``, ``swarm``; the hub's ``concurrent_spawn_limit``); 0: no limit. Further clicks wait in the launch service's queue, first come first served, and are started as others finish (docs/deploy.md, capacity and limits).",
     ).tag(env="OPENBIS_HUB_CONCURRENT_SPAWN_LIMIT")
     stop_servers_on_exit = Bool(

@@ -25,7 +25,8 @@ def test_the_hub_leaves_users_servers_running_and_limits_concurrent_spawns_by_de
     c = Config()
     configure_docker_spawner(c, Settings(), check=False)
     assert c.JupyterHub.cleanup_servers is False
-    assert c.JupyterHub.concurrent_spawn_limit == 10
+    assert c.JupyterHub.concurrent_spawn_limit == 4
+    assert c.OpenBISDockerSpawner.extra_host_config == {"cpu_shares": 256}
     c = Config()
     settings = Settings.from_environ(
         {"OPENBIS_HUB_STOP_SERVERS_ON_EXIT": "true", "OPENBIS_HUB_CONCURRENT_SPAWN_LIMIT": "3"}
