@@ -504,7 +504,10 @@ def test_a_full_volume_gives_clear_errors_and_keeps_what_was_saved(stack):
             json={"type": "notebook", "format": "json", "content": changed},
         )
         assert "No space left on device" in no_traceback(put, ours=False)["message"]
-        save = c.post(f"{stack.url}/user/{user}/openbis/save", json={"path": "kept.ipynb"})
+        save = c.post(
+            f"{stack.url}/user/{user}/openbis/save",
+            json={"path": "kept.ipynb", "owner": {"object": "/DEMO/ANALYSIS/STEP1"}, "name": "full volume"},
+        )
     if save.status_code != 200:
         no_traceback(save, ours=False)
     print(f"volume full: JupyterLab save {put.status_code}; Save to openBIS {save.status_code}: {save.text[:300]}")
