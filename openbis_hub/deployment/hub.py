@@ -257,11 +257,12 @@ def configure(c, settings: Settings, *, config_dir: Path | None = None) -> None:
 def configure_from_environment(c, *, config_dir: Path | None = None, environ=None) -> Settings:
     """:func:`configure` with the settings from the environment; a bad setting stops the hub with one line."""
     try:
+        settings = Settings.from_environ(environ)
+        settings.check()  # what openBIS is comes first, then the key for its tokens
         if not (environ if environ is not None else os.environ).get("JUPYTERHUB_CRYPT_KEY"):
             raise SettingsError(
                 "JUPYTERHUB_CRYPT_KEY is not set; it encrypts the stored openBIS tokens. Make one with: openssl rand -hex 32"
             )
-        settings = Settings.from_environ(environ)
         configure(c, settings, config_dir=config_dir)
     except SettingsError as e:
         print(f"openbis-hub: {e}", file=sys.stderr)

@@ -82,6 +82,9 @@ def test_settings_that_cannot_work_are_refused(environ, message):
 
 def test_the_hub_stops_with_one_line(capsys):
     with pytest.raises(SystemExit):
+        configure_from_environment(Config(), environ={})
+    assert capsys.readouterr().err.strip().startswith("openbis-hub: OPENBIS_URL is not set")
+    with pytest.raises(SystemExit):
         configure_from_environment(Config(), environ={"OPENBIS_URL": "https://openbis.example.org"})
     assert capsys.readouterr().err.strip() == (
         "openbis-hub: JUPYTERHUB_CRYPT_KEY is not set; it encrypts the stored openBIS tokens. "
