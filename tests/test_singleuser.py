@@ -566,6 +566,9 @@ def test_save_errors(server, standin, parents):
     # unknown owner, unknown notebook, bad body
     r = server.http.post("/openbis/save", json={"path": "m.ipynb", "owner": {"experiment": "/NO/SUCH/THING"}})
     assert r.status_code == 400, r.text
+    r = server.http.post("/openbis/save", json={"path": "m.ipynb", "owner": {"object": "NOSUCHOBJECT"}})
+    assert r.status_code == 400, r.text
+    assert "NOSUCHOBJECT" in r.json()["message"] and "not found" in r.json()["message"]
     assert server.http.post("/openbis/save", json={"path": "nope.ipynb"}).status_code == 404
     r = server.http.post("/openbis/save", content=b"not json")
     assert r.status_code == 400 and "message" in r.json()
