@@ -15,6 +15,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+
 from browser import CHROMIUM, COLLECTION, DATASET, chromium, create_notebook, run_cell, screenshot  # noqa: F401
 
 pytestmark = [
