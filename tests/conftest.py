@@ -10,7 +10,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from hub import RunningHub, proxy_available  # noqa: E402
-from standin import openbis_standin, start_standin  # noqa: E402,F401  (fixture re-export)
+from standin import openbis_standin, own_standin, start_standin  # noqa: E402,F401  (fixture re-export)
 
 ISSUED_TOKENS: list[str] = []  # every token tests used; none may reach a log
 

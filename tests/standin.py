@@ -147,17 +147,29 @@ def start_standin(
     return RunningStandIn(proc, m.group(1), ca, state_dir)
 
 
-@pytest.fixture(scope="session")
-def openbis_standin(tmp_path_factory):
-    """A shared https stand-in for the whole test session (CA in ``.ca_file``)."""
-    s = start_standin(tmp_path_factory.mktemp("openbis-standin"))
+def _running_standin(tmp_path_factory, name: str):
+    s = start_standin(tmp_path_factory.mktemp(name))
     try:
         yield s
     finally:
         s.stop()
 
 
-__all__ = ["RunningStandIn", "start_standin", "openbis_standin", "READY_RE"]
+@pytest.fixture(scope="session")
+def openbis_standin(tmp_path_factory):
+    """A shared https stand-in for the whole test session (CA in ``.ca_file``)."""
+    yield from _running_standin(tmp_path_factory, "openbis-standin")
+
+
+@pytest.fixture(scope="module")
+def own_standin(tmp_path_factory):
+    """A stand-in for one test module alone, for tests that count its calls, delay its answers or
+    expire its sessions: the servers of other tests' hubs (token refreshes, the panel's session
+    checks) call the shared one at any time."""
+    yield from _running_standin(tmp_path_factory, "own-standin")
+
+
+__all__ = ["RunningStandIn", "start_standin", "openbis_standin", "own_standin", "READY_RE"]
 
 if __name__ == "__main__":  # manual smoke: python tests/standin.py
     import tempfile

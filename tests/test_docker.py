@@ -294,8 +294,8 @@ def stack(engine, tmp_path_factory):
         s.cleanup()
 
 
-def user_container(user: str) -> dict | None:
-    out = docker("inspect", container_name(user, CONTAINER_PREFIX), check=False)
+def user_container(user: str, prefix: str = CONTAINER_PREFIX) -> dict | None:
+    out = docker("inspect", container_name(user, prefix), check=False)
     return json.loads(out.stdout)[0] if out.returncode == 0 else None
 
 

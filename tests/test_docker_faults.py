@@ -25,7 +25,7 @@ from urllib.parse import quote
 
 import httpx
 import pytest
-from test_docker import Stack, docker, engine, login, notebook  # noqa: F401
+from test_docker import Stack, docker, engine, login, notebook, user_container  # noqa: F401
 
 from openbis_hub.deployment.docker import container_name, volume_name
 
@@ -163,11 +163,6 @@ def stack(engine, tmp_path_factory):  # noqa: F811
 # --- helpers ---------------------------------------------------------------------
 
 
-def container(user: str) -> dict | None:
-    out = docker("inspect", container_name(user, PREFIX), check=False)
-    return json.loads(out.stdout)[0] if out.returncode == 0 else None
-
-
 def volume_notebooks(user: str) -> dict[str, str]:
     """Every notebook in the user's volume and its text, read by a throwaway container."""
     script = (
@@ -291,7 +286,7 @@ def test_users_servers_survive_a_hub_restart(stack, sig):
     """The hub's main process killed: the engine restarts the hub, the servers never stop, routes come back."""
     token = stack.token("alice", "alice-pw")
     stack.eln_create(token, "restart", f"before-{sig.name}.ipynb", "x = 1")
-    before = container("alice")
+    before = user_container("alice", PREFIX)
     api_token = user_token_for(stack, token, "alice")
     wait_for_route(stack, "alice", api_token)
     restarts = hub_state(stack)["RestartCount"]
@@ -306,7 +301,7 @@ def test_users_servers_survive_a_hub_restart(stack, sig):
     print(
         f"{sig.name}: the hub answered {answering:.1f} s after the kill, alice's route {time.monotonic() - killed:.1f} s"
     )
-    after = container("alice")
+    after = user_container("alice", PREFIX)
     assert after["Id"] == before["Id"] and after["State"]["StartedAt"] == before["State"]["StartedAt"], (
         "the user's server kept running through the hub's restart"
     )

@@ -17,18 +17,12 @@ from openbis_hub.errors import (
 from openbis_hub.openbis import OpenBISClient
 
 from hub import free_port
-from standin import start_standin
 
 
 @pytest.fixture(scope="module")
-def openbis_standin(tmp_path_factory):
-    """A stand-in of this module's own: the tests count its calls, which the servers of other
-    tests' hubs (token refreshes, the panel's session checks) would add to on a shared one."""
-    s = start_standin(tmp_path_factory.mktemp("client-standin"))
-    try:
-        yield s
-    finally:
-        s.stop()
+def openbis_standin(own_standin):
+    """This module counts the stand-in's calls: it gets one of its own."""
+    return own_standin
 
 
 @pytest.fixture

@@ -22,13 +22,9 @@ SESSION_RE = re.compile(r"^(?P<user>.+)-\d{15}x[0-9A-F]{32}$")
 
 
 @pytest.fixture(scope="module")
-def openbis_standin(tmp_path_factory):
-    """A stand-in of this module's own: its tests count calls, delay answers and expire sessions."""
-    s = start_standin(tmp_path_factory.mktemp("pybis-standin"))
-    try:
-        yield s
-    finally:
-        s.stop()
+def openbis_standin(own_standin):
+    """This module counts the stand-in's calls: it gets one of its own."""
+    return own_standin
 
 
 @pytest.fixture
