@@ -21,7 +21,7 @@ from jupyterhub.utils import url_path_join
 from tornado import web
 from traitlets import Bool, Float, Integer, Unicode, default, validate
 
-from . import pending
+from . import pending, proxy_errors
 from .errors import InvalidToken, OpenBISError
 from .openbis import OpenBISClient, is_personal_access_token
 from .scopes import require_sync_scope
@@ -321,6 +321,7 @@ class OpenBISAuthenticator(Authenticator):
             ("/login", OpenBISLoginHandler),
             ("/api/openbis/users", OpenBISSyncUserHandler),
             *pending.handlers,
+            *proxy_errors.handlers,
         ]
 
     @property

@@ -50,7 +50,8 @@ class RunningHub:
             f"load_subconfig({str(base_config)!r})\n"
             "c.JupyterHub.services.append({'name': 'test-admin', 'api_token': %r})\n"
             "c.JupyterHub.load_roles.append({'name': 'test-admin', 'scopes': ['admin:users', 'admin:servers',"
-            " 'access:servers', 'tokens', 'admin:auth_state'], 'services': ['test-admin']})\n"
+            " 'access:servers', 'tokens', 'admin:auth_state', 'custom:openbis-hub:sync'],"
+            " 'services': ['test-admin']})\n"
             "c.JupyterHub.log_level = 'DEBUG'\n"
             "c.Spawner.debug = False\n"
             "%s\n" % (self.admin_token, extra_config)

@@ -84,3 +84,27 @@ async def test_two_cold_clicks_with_one_name_keep_both_notebooks(hub, token_for)
     assert names == ["same 2.ipynb", "same.ipynb"]
     sources = sorted(stored(hub, "bob", f"both/{n}")["content"]["cells"][0]["source"] for n in names)
     assert sources == ["'0'", "'1'"]
+
+
+async def test_the_elns_tab_arriving_before_the_notebook_was_delivered_finds_it(hub, token_for):
+    """The notebook waits at the hub, the running server was not told yet (a hub restarted mid-start, a race):
+    the ELN's URL itself makes the server take it, so the tab opens the notebook just posted."""
+    token = token_for("alice")
+    await eln_create(hub, token, "late", "warm.ipynb", notebook("'warm'"))  # the server runs
+    assert stored(hub, "alice", "late/arrived.ipynb") is None
+    with hub.api() as api:  # as the launch service hands a notebook over, without telling the server
+        queued = api.post(
+            "/openbis/pending/alice",
+            json={"folder": "late", "fileName": "arrived.ipynb", "content": notebook("'arrived'")},
+        )
+    assert queued.status_code == 202, queued.text
+
+    path = "/user/alice/notebooks/late/arrived.ipynb"
+    async with httpx.AsyncClient(base_url=hub.url, follow_redirects=True, timeout=60) as browser:
+        await browser.get(f"/hub/login?token={token}&next=/hub/home")
+        opened = await browser.get(path)
+        assert opened.status_code == 200 and opened.url.path == path
+        assert stored(hub, "alice", "late/arrived.ipynb")["content"]["cells"][0]["source"] == "'arrived'"
+        # a notebook nobody posted: looked for once, then Jupyter's own answer (no redirect loop)
+        missing = await browser.get("/user/alice/notebooks/late/never.ipynb")
+        assert len(missing.history) <= 1 and missing.url.path == "/user/alice/notebooks/late/never.ipynb"

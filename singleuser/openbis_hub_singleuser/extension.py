@@ -156,6 +156,8 @@ class OpenBISServerExtension(LoggingConfigurable):
         self.root_dir: str = ""
         # notebook paths the ELN asked for -> where a handed-over notebook was placed instead
         self.redirects: dict[str, str] = {}
+        # notebook paths whose page was asked for before they were there -> when the hub was last asked
+        self.looked_for: dict[str, float] = {}
         from .downloads import Downloads
 
         self.downloads = Downloads()  # datasets being downloaded into the workspace
@@ -218,6 +220,17 @@ class OpenBISServerExtension(LoggingConfigurable):
             ),
         )
         if self._hub_api():
+            from .handlers import PlaceWaitingHandler
+
+            # a notebook's page asked for before the service told this server to take it (a race at start)
+            serverapp.web_app.default_router.rules.insert(
+                1,
+                Rule(
+                    placement.UnplacedNotebook(base_url, self.root_dir, self.looked_for),
+                    PlaceWaitingHandler,
+                    {"ext": self, "looked_for": self.looked_for},
+                ),
+            )
             # before the server serves: the notebooks the ELN posted while it was starting
             self.place_pending(self._pending_from(self._ask_hub_now(*self._take_pending_call())))
         if self.openbis_url and self._hub_api():

@@ -14,6 +14,7 @@ import json
 import os
 import posixpath
 import tempfile
+import time
 from pathlib import Path
 from urllib.parse import quote
 
@@ -91,23 +92,73 @@ def place(root_dir: str, folder: str, file_name: str, content: dict) -> str:
     raise PlacementError("no free name")
 
 
+ROUTES = ("notebooks/", "lab/tree/", "doc/tree/")
+
+
+def requested_notebook(request, base_url: str) -> tuple[str, str] | None:
+    """``(route, path)`` of a request for a notebook's page (the ELN's URL and JupyterLab's), else None."""
+    path = url_unescape(request.path, plus=False)
+    for route in ROUTES:
+        # the request path is decoded: so must be the base URL (JupyterHub escapes user names in it)
+        prefix = url_unescape(base_url + route, plus=False)
+        if path.startswith(prefix):
+            return route, path[len(prefix) :]
+    return None
+
+
 class RedirectedNotebook(Matcher):
     """Matches a notebook URL whose file was placed under another name (see :func:`place`)."""
 
-    ROUTES = ("notebooks/", "lab/tree/", "doc/tree/")
+    ROUTES = ROUTES
 
     def __init__(self, base_url: str, redirects: dict[str, str]):
         self.base_url = base_url
         self.redirects = redirects
 
     def match(self, request):
-        path = url_unescape(request.path, plus=False)
-        for route in self.ROUTES:
-            # the request path is decoded: so must be the base URL (JupyterHub escapes user names in it)
-            prefix = url_unescape(self.base_url + route, plus=False)
-            if path.startswith(prefix) and path[len(prefix) :] in self.redirects:
-                return {"path_args": [route, path[len(prefix) :]], "path_kwargs": {}}
+        found = requested_notebook(request, self.base_url)
+        if found and found[1] in self.redirects:
+            return {"path_args": list(found), "path_kwargs": {}}
         return None
+
+
+class UnplacedNotebook(Matcher):
+    """Matches the page of a notebook that is not there yet and was not looked for lately.
+
+    The ELN's tab can arrive before the launch service told a just-started
+    server to take what the hub holds for it (a hub restarted mid-start, a
+    server that asked the hub before the ELN's notebook reached it): such a
+    request takes the waiting notebooks first (:class:`PlaceWaitingHandler`).
+    A path looked for is not looked for again for ``recheck_after`` seconds,
+    so a notebook that never comes gets Jupyter's own "not found".
+    """
+
+    def __init__(self, base_url: str, root_dir: str, looked_for: dict[str, float], recheck_after: float = 30.0):
+        self.base_url = base_url
+        self.root_dir = root_dir
+        self.looked_for = looked_for
+        self.recheck_after = recheck_after
+
+    def match(self, request):
+        found = requested_notebook(request, self.base_url)
+        if not found or not found[1].endswith(".ipynb"):
+            return None
+        path = found[1]
+        parts = path.split("/")
+        if any(p in {"", ".", ".."} for p in parts) or os.path.exists(os.path.join(self.root_dir, *parts)):
+            return None
+        since = self.looked_for.get(path)
+        if since is not None and time.monotonic() - since < self.recheck_after:
+            return None
+        return {"path_args": list(found), "path_kwargs": {}}
+
+
+def looked_for_now(looked_for: dict[str, float], path: str, keep: int = 256) -> None:
+    """Record that ``path`` was just looked for; only the latest ``keep`` paths are remembered."""
+    looked_for.pop(path, None)
+    looked_for[path] = time.monotonic()
+    while len(looked_for) > keep:
+        del looked_for[next(iter(looked_for))]
 
 
 class RedirectHandler(web.RequestHandler):

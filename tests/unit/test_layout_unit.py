@@ -27,8 +27,10 @@ ALLOWED = {
     "openbis_hub.openbis": {"openbis_hub.errors", "openbis_hub.urls"},
     "openbis_hub.pending": {"openbis_hub.scopes"},
     "openbis_hub.eln_template": {"openbis_hub.errors"},
+    "openbis_hub.proxy_errors": set(),
     "openbis_hub.auth": {
         "openbis_hub.pending",
+        "openbis_hub.proxy_errors",
         "openbis_hub.openbis",
         "openbis_hub.errors",
         "openbis_hub.scopes",

@@ -24,6 +24,8 @@ from openbis_hub_singleuser.placement import (
     PlacementError,
     RedirectedNotebook,
     RedirectHandler,
+    UnplacedNotebook,
+    looked_for_now,
     place,
 )
 
@@ -606,3 +608,63 @@ def test_placed_clash_round_trips_through_matcher_and_handler(tmp_path):
     assert target == BASE + "lab/tree/" + quote(path)
     placed_file = tmp_path / path
     assert _file_name_cell(_read(placed_file)) == "fileName='n b 2.ipynb'"
+
+
+# --------------------------------------------------------------------------------------------------------------
+# UnplacedNotebook, looked_for_now: the ELN's tab before the notebook was delivered
+
+
+def _unplaced(root, looked_for=None, recheck_after=30.0) -> UnplacedNotebook:
+    return UnplacedNotebook(BASE, str(root), {} if looked_for is None else looked_for, recheck_after)
+
+
+@pytest.mark.parametrize("route", RedirectedNotebook.ROUTES)
+def test_unplaced_matches_a_missing_notebook_on_every_route(tmp_path, route):
+    uri = BASE + route + quote("é t/n b.ipynb")
+    assert _unplaced(tmp_path).match(_get(uri)) == {"path_args": [route, "é t/n b.ipynb"], "path_kwargs": {}}
+
+
+def test_unplaced_does_not_match_a_notebook_that_is_there(tmp_path):
+    (tmp_path / "here").mkdir()
+    (tmp_path / "here" / "n.ipynb").write_text("{}")
+    assert _unplaced(tmp_path).match(_get(BASE + "notebooks/here/n.ipynb")) is None
+    assert _unplaced(tmp_path).match(_get(BASE + "notebooks/here/m.ipynb")) is not None
+
+
+@pytest.mark.parametrize(
+    "uri",
+    [
+        BASE + "notebooks/folder",  # a folder's page, not a notebook
+        BASE + "notebooks/data.csv",
+        BASE + "notebooks/../x.ipynb",
+        BASE + "notebooks/a//x.ipynb",
+        BASE + "api/contents/x.ipynb",
+        "/user/bob/notebooks/x.ipynb",
+    ],
+)
+def test_unplaced_ignores_what_is_not_a_notebook_page_under_this_server(tmp_path, uri):
+    assert _unplaced(tmp_path).match(_get(uri)) is None
+
+
+def test_unplaced_looks_for_a_path_once_until_recheck_after(tmp_path, monkeypatch):
+    now = [100.0]
+    monkeypatch.setattr("openbis_hub_singleuser.placement.time.monotonic", lambda: now[0])
+    looked_for: dict[str, float] = {}
+    matcher = _unplaced(tmp_path, looked_for, recheck_after=30)
+    request = _get(BASE + "notebooks/never.ipynb")
+    assert matcher.match(request) is not None
+    looked_for_now(looked_for, "never.ipynb")
+    assert matcher.match(request) is None, "the handler's redirect must reach Jupyter's own page: no loop"
+    now[0] += 29
+    assert matcher.match(request) is None
+    now[0] += 2
+    assert matcher.match(request) is not None, "a later click with the same name is looked for again"
+
+
+def test_looked_for_keeps_only_the_latest_paths():
+    looked_for: dict[str, float] = {}
+    for i in range(5):
+        looked_for_now(looked_for, f"{i}.ipynb", keep=3)
+    assert list(looked_for) == ["2.ipynb", "3.ipynb", "4.ipynb"]
+    looked_for_now(looked_for, "2.ipynb", keep=3)
+    assert list(looked_for) == ["3.ipynb", "4.ipynb", "2.ipynb"], "a path looked for again is the latest"
