@@ -3,8 +3,10 @@
 ``--users`` openBIS users; at ``--rate`` actions per minute, each action one of:
 a warm click (both ELN POSTs while the user's server runs), a cold click (the
 user's server stopped first, as the idle culler or "Stop My Server" would),
-the ELN's login link followed to the notebook, a restart of the user's
-container (``docker restart``, as after a crash).  Every ``--sample`` seconds
+the ELN's login link followed to the notebook, a warm click followed by "Save
+to openBIS" of that notebook (the panel's ``POST openbis/save``, with a hub
+token of the user's own), a restart of the user's container (``docker
+restart``, as after a crash).  Every ``--sample`` seconds
 the resident memory (VmRSS) and open file descriptors of the hub and the
 launch service are read from the host's ``/proc``.  It stops by itself after
 ``--minutes``.
@@ -94,7 +96,28 @@ def stop_server(stack: Stack, browser: httpx.Client, user: str) -> None:
         time.sleep(0.5)
 
 
-def act(stack: Stack, kind: str, user: str, token: str, i: int) -> str | None:
+def api_token_of(stack: Stack, openbis_token: str, user: str) -> str:
+    """A hub API token of ``user``, made in their browser session as JupyterLab's token page would."""
+    with stack.client(follow_redirects=True) as browser:
+        browser.get(f"{stack.url}/hub/login", params={"token": openbis_token, "next": "/hub/home"})
+        r = browser.post(
+            f"{stack.url}/hub/api/users/{quote(user, safe='')}/tokens",
+            json={"expires_in": 7200, "note": "soak"},
+            headers={"X-XSRFToken": browser.cookies.get("_xsrf", path="/hub/")},
+        )
+    r.raise_for_status()
+    return r.json()["token"]
+
+
+def why(kind: str, what: str, response: httpx.Response) -> str:
+    try:
+        message = str(response.json().get("message", ""))
+    except ValueError:
+        message = response.text.strip().splitlines()[0] if response.text.strip() else ""
+    return f"{kind} {what} {response.status_code}: {message[:100]}"
+
+
+def act(stack: Stack, kind: str, user: str, token: str, i: int, api_token: str = "") -> str | None:
     """One action; None on success, else the cause."""
     if kind == "restart":
         if docker("restart", container_name(user, PREFIX), check=False, timeout=120).returncode != 0:
@@ -107,10 +130,19 @@ def act(stack: Stack, kind: str, user: str, token: str, i: int) -> str | None:
     name = f"soak {i}.ipynb"
     dry = stack.eln_post(token, "soak", name, None)
     if dry.status_code != 200:
-        return f"{kind} dry run {dry.status_code}"
+        return why(kind, "dry run", dry)
     write = stack.eln_post(token, "soak", dry.json()["fileName"], notebook(f"i = {i}"))
     if write.status_code != 200:
-        return f"{kind} write {write.status_code}"
+        return why(kind, "write", write)
+    if kind == "save":
+        with stack.client(headers={"Authorization": f"token {api_token}"}) as c:
+            saved = c.post(
+                f"{stack.url}/user/{quote(user)}/openbis/save",
+                json={"path": write.json()["path"], "owner": {"object": "/DEMO/ANALYSIS/STEP1"}, "name": f"soak {i}"},
+                timeout=180,
+            )
+        if saved.status_code != 200:
+            return why(kind, "save", saved)
     if kind in ("cold", "open"):
         next_path = f"/user/{user}/notebooks/soak/{dry.json()['fileName']}"
         deadline = time.monotonic() + 180
@@ -146,6 +178,7 @@ def main() -> None:
         tokens = {u: stack.token(u, f"{u}-pw") for u in users}
         for user in users:  # every server once, so the soak starts warm
             act(stack, "open", user, tokens[user], 0)
+        api_tokens = {u: api_token_of(stack, tokens[u], u) for u in users}
         t0 = time.monotonic()
         end = t0 + 60 * args.minutes
         next_sample = t0
@@ -157,11 +190,11 @@ def main() -> None:
                     samples[key].append((now - t0, rss, fds))
                 next_sample = now + args.sample
             i += 1
-            kind = rng.choices(["warm", "open", "cold", "restart"], weights=[6, 2, 1, 1])[0]
+            kind = rng.choices(["warm", "open", "save", "cold", "restart"], weights=[5, 2, 1, 1, 1])[0]
             user = rng.choice(users)
             started = time.monotonic()
             try:
-                cause = act(stack, kind, user, tokens[user], i)
+                cause = act(stack, kind, user, tokens[user], i, api_tokens[user])
             except Exception as e:  # a benchmark counts, it does not stop
                 cause = f"{kind} {type(e).__name__}"
             counts[kind] += 1

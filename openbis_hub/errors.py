@@ -87,3 +87,7 @@ class HubAPIError(OpenBISHubError):
     """The JupyterHub REST API or a single-user server refused a request."""
 
     status = 502
+
+
+class ServerUnreachable(HubAPIError):
+    """A user's server the hub lists did not answer (restarting, or gone without the hub knowing yet)."""

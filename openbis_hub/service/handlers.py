@@ -21,7 +21,7 @@ import nbformat
 from tornado import web
 
 from ..eln_template import check_dataset_id, eln_notebook, make_run_all_safe, note_taken_name, validate_request
-from ..errors import BadRequest, HubAPIError, OpenBISHubError, PayloadTooLarge, Unauthorized
+from ..errors import BadRequest, HubAPIError, OpenBISHubError, PayloadTooLarge, ServerUnreachable, Unauthorized
 from . import contents
 from .eln_query import parse_eln_query
 from .openapi import openapi_document
@@ -308,23 +308,31 @@ class ELNHandler(StreamedBodyHandler):
         # browser allows that only within a few seconds of the click
         async with launcher.user_server(user, wait=False) as ready:
             blind = None if dry_run else launcher.take_blind(user, folder, filename, claimed)
-            if dry_run and not ready:
+            chosen, written = None, False
+            if ready and blind is None:
+                try:
+                    chosen, folder_exists = await launcher.choose_name(
+                        user, folder, filename, dry_run=dry_run, claimed=claimed
+                    )
+                    if notebook is not None:
+                        # the typed name was taken: the notebook's first cell says which name it got
+                        note_taken_name(notebook, folder, filename, chosen)
+                        if not folder_exists:
+                            await contents.ensure_folder(launcher.hub, user, folder)
+                        await contents.save(launcher.hub, user, join(folder, chosen), notebook)
+                    written = True
+                except ServerUnreachable as e:
+                    # listed as running, not answering (its container restarting): as a cold click,
+                    # the hub keeps the notebook and the server places it when it is back
+                    log.info("%s; the click for %s goes on as for a stopped server", e.message, user)
+                    ready = False
+            if not written and dry_run:
                 chosen = launcher.reserve_blind(user, folder, filename)
-            elif not dry_run and (blind is not None or not ready):
+            elif not written:
                 # its dry run could not see the folder: the server places it, renaming on a clash
-                chosen = blind or launcher.name_for_unseen_write(user, folder, filename)
+                chosen = blind or chosen or launcher.name_for_unseen_write(user, folder, filename)
                 note_taken_name(notebook, folder, filename, chosen)
                 await launcher.hand_over(user, folder, chosen, notebook, ready=ready)
-            else:
-                chosen, folder_exists = await launcher.choose_name(
-                    user, folder, filename, dry_run=dry_run, claimed=claimed
-                )
-                if notebook is not None:
-                    # the typed name was taken: the notebook's first cell says which name it got
-                    note_taken_name(notebook, folder, filename, chosen)
-                    if not folder_exists:
-                        await contents.ensure_folder(launcher.hub, user, folder)
-                    await contents.save(launcher.hub, user, join(folder, chosen), notebook)
         path = join(folder, chosen)
         self.finish({"fileName": chosen, "path": path, "link": self.notebook_link(user, path)})
 

@@ -22,7 +22,7 @@ from urllib.parse import quote, urlsplit
 
 import httpx
 
-from ..errors import HubAPIError, Unauthorized
+from ..errors import HubAPIError, ServerUnreachable, Unauthorized
 
 log = logging.getLogger("openbis_hub.service.hub")
 
@@ -274,7 +274,7 @@ class HubAPI:
             try:
                 response = await self._bounded(self._servers.build_request(method, url, headers=headers, **kwargs))
             except httpx.HTTPError as e:
-                raise HubAPIError(f"The server of {name} is unreachable ({type(e).__name__}).", status=502) from None
+                raise ServerUnreachable(f"The server of {name} is unreachable ({type(e).__name__}).") from None
             if (
                 response.status_code in (401, 403)
                 and attempt == 1
@@ -285,9 +285,9 @@ class HubAPI:
             break
         if response.status_code >= 400 and response.status_code != 404:
             if "text/html" in response.headers.get("content-type", ""):
-                message = f"the server of {name} is not running"  # the hub answered in its place
-            else:
-                message = _hub_message(response)
+                # the proxy could not reach it and the hub's error page answered in its place
+                raise ServerUnreachable(f"{method} {path.split('?')[0]} failed: the server of {name} is not running")
+            message = _hub_message(response)
             # the user's server failing is a bad gateway for our callers, never our own 500
             status = 502 if response.status_code >= 500 else response.status_code
             raise HubAPIError(f"{method} {path.split('?')[0]} failed: {message}", status=status)

@@ -24,7 +24,7 @@ import time
 from collections import OrderedDict, defaultdict, deque
 from collections.abc import Awaitable, Callable
 
-from ..errors import HubAPIError, OpenBISHubError, Unauthorized
+from ..errors import HubAPIError, OpenBISHubError, ServerUnreachable, Unauthorized
 from ..openbis import token_key
 from . import contents
 from .hub import HubAPI, NotStarting, SpawnFailed, SpawnTimeout
@@ -335,10 +335,13 @@ class Launcher:
         """
         await self.hub.queue_notebook(user, folder, file_name, notebook)
         if ready:
-            await self.deliver(user)
-        else:
-            self._undelivered.add(user)
-            self._follow_up(user)
+            try:
+                await self.deliver(user)
+                return
+            except ServerUnreachable as e:  # listed as running, restarting: it takes it as it starts
+                log.info("%s; the notebook waits at the hub", e.message)
+        self._undelivered.add(user)
+        self._follow_up(user)
 
     async def deliver(self, user: str) -> list[dict]:
         """Tell the user's server to take and place its waiting notebooks; what it placed."""
@@ -362,8 +365,11 @@ class Launcher:
                 async with self._locks[user]:
                     if user in self._stale_servers:
                         await self._refresh_token(user)
-                    if user not in self._undelivered or await self.deliver(user):
-                        return
+                    try:
+                        if user not in self._undelivered or await self.deliver(user):
+                            return
+                    except ServerUnreachable:
+                        pass  # listed as ready, restarting: it takes them as it starts, or at the next try
                 # nothing placed: the server took them as it started, or what answered was
                 # still the old one (a Swarm service reuses its name): look again shortly
                 self._undelivered.add(user)

@@ -32,6 +32,7 @@ class FakeHub:
         self.refreshed: list[str] = []
         self.stopped: set[str] = set()  # users whose server is not running
         self.starting: set[str] = set()
+        self.restarting: dict[str, str] = {}  # user -> how their listed-as-ready server fails: "html" or "refused"
         self.pending: dict[str, list[dict]] = {}
         self.placed: list[dict] = []
         self.transport = httpx.MockTransport(self.handle)
@@ -85,6 +86,10 @@ class FakeHub:
         return httpx.Response(404, json={"message": "Not found"})
 
     def server_api(self, request, name, rest):
+        if self.restarting.get(name) == "refused":  # the service reaches the server directly: nothing listens
+            raise httpx.ConnectError("Connection refused", request=request)
+        if self.restarting.get(name) == "html":  # through the proxy: the hub's error page answers in its place
+            return httpx.Response(503, headers={"Content-Type": "text/html"}, text="<html>503 Service Unavailable")
         if rest == "openbis/pending":
             taken = self.pending.pop(name, [])
             self.placed += taken
@@ -500,6 +505,25 @@ async def test_a_cold_click_answers_without_waiting_and_hands_the_notebook_to_th
     assert (queued["folder"], queued["fileName"]) == ("f", "n.ipynb")
     assert queued["content"]["cells"] == nb["cells"]
     assert ("alice", "f/n.ipynb") not in fake.files, "the server places it, not the service"
+
+
+@pytest.mark.parametrize("failure", ["html", "refused"])
+async def test_a_click_while_the_listed_server_restarts_goes_on_as_a_cold_click(service, failure):
+    """The hub still lists the server as ready while its container restarts: no 502, the hub keeps the notebook."""
+    fake, client, _ = service
+    fake.restarting["alice"] = failure
+    dry = await client.post(eln("good-alice"), content=b"TEST")
+    assert dry.status_code == 200 and dry.json()["fileName"] == "n.ipynb", dry.text
+    write = await client.post(eln("good-alice", test=False), content=json.dumps(notebook("n.ipynb")))
+    assert write.status_code == 200 and write.json()["fileName"] == "n.ipynb", write.text
+    assert [n["fileName"] for n in fake.pending["alice"]] == ["n.ipynb"], "waits at the hub for the server"
+    assert ("alice", "f/n.ipynb") not in fake.files
+    del fake.restarting["alice"]  # back: the service's follow-up tells it to take the notebook
+    for _ in range(100):
+        if fake.placed:
+            break
+        await asyncio.sleep(0.05)
+    assert [n["fileName"] for n in fake.placed] == ["n.ipynb"]
 
 
 async def test_a_write_after_a_blind_dry_run_goes_through_the_server_even_once_it_is_up(service):
