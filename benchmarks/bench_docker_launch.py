@@ -33,7 +33,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-from test_docker import (  # noqa: E402
+from docker_stack import (  # noqa: E402
     NOTEBOOK_IMAGE,
     Stack,
     compose_command,

@@ -35,9 +35,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 import httpx  # noqa: E402
 from bench_storm import _cmdline, _tree, container_pid  # noqa: E402
-from test_docker import Stack, compose_command, docker, notebook  # noqa: E402
 
 from openbis_hub.deployment.docker import container_name  # noqa: E402
+
+from docker_stack import Stack, compose_command, docker, notebook  # noqa: E402
 
 PREFIX = "openbis-hub-soak"
 

@@ -41,9 +41,9 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-from test_docker import Stack, compose_command, docker, notebook  # noqa: E402
-
 from openbis_hub.deployment.docker import container_name  # noqa: E402
+
+from docker_stack import Stack, compose_command, docker, notebook  # noqa: E402
 
 PREFIX = "openbis-hub-storm"
 

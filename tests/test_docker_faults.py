@@ -25,9 +25,10 @@ from urllib.parse import quote
 
 import httpx
 import pytest
-from test_docker import Stack, docker, engine, login, notebook, user_container  # noqa: F401
 
 from openbis_hub.deployment.docker import container_name, volume_name
+
+from docker_stack import Stack, docker, engine, login, notebook, user_container  # noqa: F401
 
 pytestmark = [pytest.mark.docker, pytest.mark.timeout(1200)]
 

@@ -13,9 +13,10 @@ import json
 import time
 
 import pytest
-from test_docker import Stack, docker, engine, files_in_volume, login, run_pybis_in_kernel, stop_server  # noqa: F401
 
 from openbis_hub.deployment.docker import container_name, volume_name
+
+from docker_stack import Stack, docker, engine, files_in_volume, login, run_pybis_in_kernel, stop_server  # noqa: F401
 
 pytestmark = [pytest.mark.docker, pytest.mark.timeout(1200)]
 

@@ -130,3 +130,14 @@ def test_the_check_sees_imports():
     assert "openbis_hub.service.app" in imported(
         "openbis_hub.deployment.hub", ROOTS["openbis_hub"] / "deployment" / "hub.py"
     )
+
+
+def test_no_test_module_imports_another():
+    """Shared test equipment lives in helper modules (hub.py, docker_stack.py, ...), never in a test module."""
+    offenders = []
+    for path in [*(REPO / "tests").rglob("*.py"), *(REPO / "benchmarks").glob("*.py")]:
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            names = [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            names += [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            offenders += [f"{path.relative_to(REPO)}: {n}" for n in names if n.split(".")[-1].startswith("test_")]
+    assert offenders == []
