@@ -280,6 +280,19 @@ class OpenBISAuthenticator(Authenticator):
         """,
     )
 
+    pending_dir = Unicode(
+        "",
+        help="""Directory where notebooks from the ELN wait for their user's server to start.
+
+        The launch service answers the ELN's click on a stopped server at once
+        and hands the notebook to the hub; the server takes it as it starts.
+        With a directory here each waiting notebook is also a file (mode 0600,
+        removed when taken or after ten minutes), so a hub that restarts in
+        between still delivers it.  Empty: kept in memory only.  The deployment
+        sets ``<state_dir>/pending``.
+        """,
+    ).tag(config=True)
+
     @default("enable_auth_state")
     def _enable_auth_state_default(self):
         # the openBIS token lives in auth_state: encrypted, needs JUPYTERHUB_CRYPT_KEY
@@ -328,7 +341,7 @@ class OpenBISAuthenticator(Authenticator):
     def pending_notebooks(self) -> pending.PendingNotebooks:
         """Notebooks the launch service handed over for servers still starting (see pending.py)."""
         if not hasattr(self, "_pending_notebooks"):
-            self._pending_notebooks = pending.PendingNotebooks()
+            self._pending_notebooks = pending.PendingNotebooks(directory=self.pending_dir or None, log=self.log)
         return self._pending_notebooks
 
     def normalize_username(self, username):

@@ -160,6 +160,7 @@ def configure_authenticator(c, settings: Settings) -> None:
     c.OpenBISAuthenticator.create_personal_access_token = settings.create_pat
     c.OpenBISAuthenticator.login_hint = settings.login_hint
     c.OpenBISAuthenticator.dataset_link_template = settings.dataset_link_template
+    c.OpenBISAuthenticator.pending_dir = str(Path(settings.state_dir).resolve() / "pending")
     c.Authenticator.admin_users = set(settings.admin_users)
     if settings.allowed_users:
         c.Authenticator.allowed_users = set(settings.allowed_users)

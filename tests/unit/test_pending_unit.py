@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+import time
 from types import SimpleNamespace
 from urllib.parse import quote
 
@@ -46,7 +47,9 @@ class FakeClock:
 @pytest.fixture
 def clock(monkeypatch) -> FakeClock:
     fake = FakeClock()
-    monkeypatch.setattr(pending, "time", SimpleNamespace(monotonic=fake))
+    # the wall clock moves with it (a notebook's age on disk counts across a hub restart); names stay unique
+    wall = SimpleNamespace(monotonic=fake, time=lambda: 1.8e9 + fake.now, time_ns=time.time_ns)
+    monkeypatch.setattr(pending, "time", wall)
     return fake
 
 
@@ -56,6 +59,9 @@ class RecordingLog:
 
     def warning(self, message, *args):
         self.warnings.append(message % args)
+
+    def info(self, message, *args):
+        pass
 
 
 def _nb(label: str, size: int = 10, created: float | None = None) -> PendingNotebook:
@@ -668,3 +674,81 @@ def test_looked_for_keeps_only_the_latest_paths():
     assert list(looked_for) == ["2.ipynb", "3.ipynb", "4.ipynb"]
     looked_for_now(looked_for, "2.ipynb", keep=3)
     assert list(looked_for) == ["3.ipynb", "4.ipynb", "2.ipynb"], "a path looked for again is the latest"
+
+
+# --------------------------------------------------------------------------------------------------------------
+# PendingNotebooks on disk: a hub that restarts still delivers the notebooks of the clicks before
+
+
+def _kept(queue: PendingNotebooks, name: str, label: str, size: int = 10) -> PendingNotebook:
+    notebook = _nb(label, size)
+    queue.add(name, notebook)
+    queue.keep(name, notebook)
+    return notebook
+
+
+def test_a_restarted_hub_finds_the_notebooks_no_server_took_in_order(tmp_path):
+    before = PendingNotebooks(directory=tmp_path)
+    for label in ["first", "second"]:
+        _kept(before, "alice", label)
+    _kept(before, "bob", "b1")
+    after = PendingNotebooks(directory=tmp_path)  # the hub's next life: same directory
+    assert len(after) == 3
+    assert _labels(after.take("alice")) == ["first", "second"]
+    assert [n.model() for n in after.take("bob")] == [_nb("b1").model()]
+
+
+def test_taken_notebooks_leave_no_file_and_do_not_come_back(tmp_path):
+    queue = PendingNotebooks(directory=tmp_path)
+    notebook = _kept(queue, "alice", "once")
+    assert notebook.file is not None and notebook.file.exists()
+    queue.take("alice")
+    assert not notebook.file if notebook.file is None else not notebook.file.exists()
+    assert list(tmp_path.rglob("*.json")) == []
+    assert len(PendingNotebooks(directory=tmp_path)) == 0
+
+
+def test_files_are_private_and_named_without_the_user_name(tmp_path):
+    queue = PendingNotebooks(directory=tmp_path)
+    notebook = _kept(queue, "alice.smith@lab", "x")
+    assert "alice" not in str(notebook.file.relative_to(tmp_path))
+    assert notebook.file.stat().st_mode & 0o077 == 0
+    assert notebook.file.parent.stat().st_mode & 0o077 == 0
+
+
+def test_the_age_counts_across_the_restart(tmp_path, clock):
+    before = PendingNotebooks(directory=tmp_path, max_age=600)
+    _kept(before, "alice", "old")
+    clock.now += 590
+    _kept(before, "alice", "young")
+    clock.now += 20  # "old" is 610 s old when the next hub loads it
+    after = PendingNotebooks(directory=tmp_path, max_age=600)
+    assert _labels(after.take("alice")) == ["young"]
+    assert list(tmp_path.rglob("*.json")) == [], "the expired one's file went with it"
+
+
+def test_an_unreadable_file_is_removed_and_the_rest_loaded(tmp_path):
+    before = PendingNotebooks(directory=tmp_path)
+    good = _kept(before, "alice", "good")
+    broken = good.file.parent / "00000000000000000001-broken.json"
+    broken.write_text('{"user": "alice", "folder": ')
+    log = RecordingLog()
+    after = PendingNotebooks(directory=tmp_path, log=log)
+    assert _labels(after.take("alice")) == ["good"]
+    assert not broken.exists() and any("unreadable" in w for w in log.warnings)
+
+
+def test_a_notebook_taken_while_it_was_written_leaves_no_file(tmp_path):
+    queue = PendingNotebooks(directory=tmp_path)
+    notebook = _nb("raced")
+    queue.add("alice", notebook)
+    queue.take("alice")  # the server took it before the hub's write finished
+    queue.keep("alice", notebook)
+    assert list(tmp_path.rglob("*.json")) == []
+
+
+def test_without_a_directory_nothing_is_written(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    queue = PendingNotebooks()
+    _kept(queue, "alice", "memory")
+    assert list(tmp_path.rglob("*")) == []
