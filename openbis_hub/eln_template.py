@@ -185,8 +185,13 @@ def _code(source: list[str] | str, cell_id: str | None = None) -> dict:
     }
 
 
-def eln_notebook(file_name: str, datasets: list[dict], owner: dict, history_id: str | None = None) -> dict:
+def eln_notebook(
+    file_name: str, datasets: list[dict], owner: dict, history_id: str | None = None, namespace: str = "$"
+) -> dict:
     """The ELN template, as an nbformat 4 notebook dict.
+
+    ``namespace`` prefixes the ELN's own property codes in the save cell: ``$`` as openBIS 20.10's
+    ELN writes them (``$name``, ``$history_id``), ``""`` as openBIS 6 and 7's (``name``, ``history_id``).
 
     ``datasets``: ``[{"permId": ..., "owner": {"experiment"|"object": permId}}]`` (``owner`` optional);
     ``owner``: ``{"experiment": identifier}`` or ``{"object": identifier}``.
@@ -194,6 +199,8 @@ def eln_notebook(file_name: str, datasets: list[dict], owner: dict, history_id: 
     and never reaches a cell; ``file_name`` and ``history_id`` are written as literals too.
     """
     owner, datasets = validate_request(owner, datasets)
+    if namespace not in ("$", ""):
+        raise ValueError("namespace must be '$' or ''")
     history_id = history_id or str(uuid.uuid4())
     parents = "[" + ", ".join(_literal(ds["permId"], '"') for ds in datasets) + "]"
     cells = [
@@ -284,7 +291,8 @@ def eln_notebook(file_name: str, datasets: list[dict], owner: dict, history_id: 
                 f"{keyword}= {getter},\n",
                 "parents=resultDatasetParents,\n",
                 "files = [fileName, fileName + '.html'],\n",
-                "props={'$name': resultDatasetName, 'notes': resultDatasetNotes, '$history_id' : resultDatasetHistoryId })\n",
+                f"props={{'{namespace}name': resultDatasetName, 'notes': resultDatasetNotes,"
+                f" '{namespace}history_id' : resultDatasetHistoryId }})\n",
                 "ds_new.save()",
             ]
         ),

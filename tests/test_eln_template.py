@@ -270,3 +270,25 @@ async def test_a_taken_name_is_said_in_the_notebooks_first_cell(hub, token_for):
         f"{folder}/analysis 3.ipynb"
     )
     assert "was taken" not in title(first["path"]), "the older notebook is untouched"
+
+
+async def test_the_services_built_notebook_runs_through_on_openbis_6(openbis_6_stack):
+    """``POST api/notebooks`` on openBIS 6/7: its save cell uses the codes this openBIS has (NAME, HISTORY_ID)."""
+    from conftest import openbis_login
+
+    openbis, hub = openbis_6_stack
+    token = openbis_login(openbis, "alice")
+    async with httpx.AsyncClient(timeout=180, headers={"Authorization": f"Bearer {token}"}) as client:
+        built = await client.post(
+            f"{hub.url}/services/openbis/api/notebooks",
+            json={"owner": {"object": OBJECT}, "datasets": [DATASET], "folder": "built-on-6", "name": "built"},
+        )
+    assert built.status_code == 201, built.text
+    stored_nb = stored(hub, "alice", built.json()["path"])["content"]
+    before = {d["permId"] for d in openbis.datasets()}
+    results = await run_cells(
+        hub.url, hub.admin_token, "alice", code_cells(stored_nb), path=built.json()["path"], timeout=180
+    )
+    assert [r["error"] for r in results if r["error"]] == []
+    (saved,) = [d for d in openbis.datasets() if d["permId"] not in before]
+    assert set(saved["properties"]) == {"NAME", "NOTES", "HISTORY_ID"}, saved["properties"]

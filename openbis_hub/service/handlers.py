@@ -362,7 +362,8 @@ class CreateNotebookHandler(StreamedBodyHandler):
         user = self.user
         async with self.launcher.user_server(user):
             chosen, folder_exists = await self.launcher.choose_name(user, folder, filename, dry_run=False)
-            notebook = eln_notebook(chosen, [{"permId": d} for d in datasets], owner)
+            namespace = await eln_namespace(self.launcher.hub, user)
+            notebook = eln_notebook(chosen, [{"permId": d} for d in datasets], owner, namespace=namespace)
             make_run_all_safe(notebook)
             if not folder_exists:
                 await contents.ensure_folder(self.launcher.hub, user, folder)
@@ -408,6 +409,25 @@ class CreateNotebookHandler(StreamedBodyHandler):
                 "history_id": answer.get("history_id"),
             }
         )
+
+
+async def eln_namespace(hub, user: str) -> str:
+    """``$`` or ``""``: how this openBIS names the ELN's properties of ``ANALYSIS_NOTEBOOK`` (20.10: ``$NAME``,
+    6 and 7: ``NAME``), asked of the user's server (it talks to openBIS with the user's token); ``$`` if unknown."""
+    try:
+        response = await hub.server_request(user, "GET", "openbis/types")
+        types = response.json().get("types", []) if response.status_code == 200 else []
+    except (HubAPIError, ValueError, AttributeError) as e:
+        log.info("The dataset types of %s's openBIS are unknown (%s): the save cell uses '$name'", user, e)
+        return "$"
+    for dataset_type in types:
+        if isinstance(dataset_type, dict) and dataset_type.get("code") == "ANALYSIS_NOTEBOOK":
+            codes = {
+                str(p.get("code", "")).upper() for p in dataset_type.get("properties") or [] if isinstance(p, dict)
+            }
+            if "$NAME" not in codes and "NAME" in codes:
+                return ""
+    return "$"
 
 
 def python_script(notebook: dict, notebook_name: str) -> str:

@@ -124,7 +124,9 @@ def openapi_document(prefix: str = "/services/openbis/") -> dict:
                                 "schema": {
                                     "type": "object",
                                     "description": "`owner` is required unless `from_dataset` names a dataset "
-                                    "whose notebook to open (as the ELN's Use Jupyter Notebook as Template).",
+                                    "whose notebook to open (as the ELN's Use Jupyter Notebook as Template). "
+                                    "The notebook's save cell names the properties as this openBIS does "
+                                    "(`$name`, `$history_id` on 20.10; `name`, `history_id` on 6 and 7).",
                                     "properties": {
                                         "datasets": {"type": "array", "items": {"type": "string"}},
                                         "owner": {"$ref": "#/components/schemas/Owner"},

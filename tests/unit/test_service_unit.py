@@ -34,6 +34,7 @@ class FakeHub:
         self.starting: set[str] = set()
         self.restarting: dict[str, str] = {}  # user -> how their listed-as-ready server fails: "html" or "refused"
         self.pending: dict[str, list[dict]] = {}
+        self.types: httpx.Response | None = None  # what the user's server answers for openbis/types
         self.placed: list[dict] = []
         self.transport = httpx.MockTransport(self.handle)
 
@@ -96,6 +97,8 @@ class FakeHub:
             return httpx.Response(
                 200, json={"placed": [{"requested": n["fileName"], "path": n["fileName"]} for n in taken]}
             )
+        if rest == "openbis/types":
+            return self.types or httpx.Response(404, json={"message": "Not found"})
         if rest == "openbis/token":
             self.refreshed.append(name)
             return httpx.Response(200, json={"changed": True, "has_token": True})
@@ -588,3 +591,37 @@ async def test_an_endless_answer_from_a_users_server_is_cut_off():
         await hub.server_request("alice", "GET", "api/contents/x")
     assert caught.value.status == 502 and "1 MiB" in caught.value.message
     await hub.aclose()
+
+
+def _analysis_notebook(*codes: str) -> httpx.Response:
+    properties = [{"code": c, "mandatory": False} for c in codes]
+    return httpx.Response(
+        200,
+        json={
+            "types": [{"code": "RAW_DATA", "properties": []}, {"code": "ANALYSIS_NOTEBOOK", "properties": properties}]
+        },
+    )
+
+
+@pytest.mark.parametrize(
+    ("types", "props"),
+    [
+        (_analysis_notebook("$NAME", "NOTES", "$HISTORY_ID"), "'$name'"),  # openBIS 20.10
+        (_analysis_notebook("NAME", "NOTES", "HISTORY_ID"), "'name'"),  # openBIS 6 and 7
+        (httpx.Response(502, json={"message": "openBIS is unreachable."}), "'$name'"),  # unknown: the ELN's classic
+        (None, "'$name'"),  # a server without the openbis-hub extension
+    ],
+    ids=["20.10", "6-and-7", "openbis-down", "no-extension"],
+)
+async def test_the_built_notebooks_save_cell_names_properties_as_this_openbis_does(service, types, props):
+    fake, client, _ = service
+    fake.types = types
+    r = await client.post(
+        "/api/notebooks", json={"owner": {"object": "/S/P/O1"}}, headers={"Authorization": "Bearer good-alice"}
+    )
+    assert r.status_code == 201, r.text
+    (key,) = [k for k in fake.files if k[1].endswith(".ipynb")]
+    sources = ["".join(c["source"]) for c in fake.files[key]["content"]["cells"]]
+    (save,) = [src for src in sources if "props=" in src]
+    assert f"props={{{props}: resultDatasetName" in save
+    assert ("'history_id'" in save) == (props == "'name'") and ("'$history_id'" in save) == (props == "'$name'")
