@@ -3,8 +3,8 @@
 ``--users`` openBIS users; at ``--rate`` actions per minute, each action one of:
 a warm click (both ELN POSTs while the user's server runs), a cold click (the
 user's server stopped first, as the idle culler or "Stop My Server" would),
-the ELN's login link followed to the notebook, a warm click followed by "Save
-to openBIS" of that notebook (the panel's ``POST openbis/save``, with a hub
+the ELN's login link followed to the notebook, a click followed to the notebook
+and then "Save to openBIS" of it (the panel's ``POST openbis/save``, with a hub
 token of the user's own), a restart of the user's container (``docker
 restart``, as after a crash).  Every ``--sample`` seconds
 the resident memory (VmRSS) and open file descriptors of the hub and the
@@ -135,16 +135,7 @@ def act(stack: Stack, kind: str, user: str, token: str, i: int, api_token: str =
     write = stack.eln_post(token, "soak", dry.json()["fileName"], notebook(f"i = {i}"))
     if write.status_code != 200:
         return why(kind, "write", write)
-    if kind == "save":
-        with stack.client(headers={"Authorization": f"token {api_token}"}) as c:
-            saved = c.post(
-                f"{stack.url}/user/{quote(user)}/openbis/save",
-                json={"path": write.json()["path"], "owner": {"object": "/DEMO/ANALYSIS/STEP1"}, "name": f"soak {i}"},
-                timeout=180,
-            )
-        if saved.status_code != 200:
-            return why(kind, "save", saved)
-    if kind in ("cold", "open"):
+    if kind in ("cold", "open", "save"):  # a researcher saves from the open notebook
         next_path = f"/user/{user}/notebooks/soak/{dry.json()['fileName']}"
         deadline = time.monotonic() + 180
         with stack.client(follow_redirects=True) as browser:
@@ -154,6 +145,15 @@ def act(stack: Stack, kind: str, user: str, token: str, i: int, api_token: str =
                     return f"{kind} not open ({page.status_code})"
                 time.sleep(1)
                 page = browser.get(f"{stack.url}{next_path}")
+    if kind == "save":
+        with stack.client(headers={"Authorization": f"token {api_token}"}) as c:
+            saved = c.post(
+                f"{stack.url}/user/{quote(user)}/openbis/save",
+                json={"path": write.json()["path"], "owner": {"object": "/DEMO/ANALYSIS/STEP1"}, "name": f"soak {i}"},
+                timeout=180,
+            )
+        if saved.status_code != 200:
+            return why(kind, "save", saved)
     return None
 
 
