@@ -138,6 +138,8 @@ class PendingNotebooks:
     def _load(self) -> None:
         """The notebooks a previous hub kept and no server took, oldest first; expired or broken ones removed."""
         now, wall = time.monotonic(), time.time()
+        for partial in self.directory.glob("*/.tmp-*"):  # a write the previous hub did not finish
+            partial.unlink(missing_ok=True)
         found = []
         for path in sorted(self.directory.glob("*/*.json"), key=lambda p: p.name):
             try:

@@ -732,10 +732,13 @@ def test_an_unreadable_file_is_removed_and_the_rest_loaded(tmp_path):
     good = _kept(before, "alice", "good")
     broken = good.file.parent / "00000000000000000001-broken.json"
     broken.write_text('{"user": "alice", "folder": ')
+    partial = good.file.parent / ".tmp-unfinished"  # the previous hub died while writing it
+    partial.write_text('{"user": "al')
     log = RecordingLog()
     after = PendingNotebooks(directory=tmp_path, log=log)
     assert _labels(after.take("alice")) == ["good"]
     assert not broken.exists() and any("unreadable" in w for w in log.warnings)
+    assert not partial.exists()
 
 
 def test_a_notebook_taken_while_it_was_written_leaves_no_file(tmp_path):
