@@ -67,11 +67,13 @@ async def test_cold_click_never_replaces_an_older_file_and_the_elns_url_opens_th
     assert placed["cells"][1]["source"] == "'new'"
     assert placed["cells"][0]["source"] == "fileName='n 2.ipynb'", "its save cells name the file it is"
 
-    async with httpx.AsyncClient(base_url=hub.url, timeout=60) as browser:
+    async with httpx.AsyncClient(base_url=hub.url, timeout=60, follow_redirects=True) as browser:
+        anonymous = await browser.get("/user/alice/notebooks/clash/n.ipynb", follow_redirects=False)
+        assert "n%202" not in anonymous.headers.get("location", ""), "no file name before logging in"
         await browser.get(f"/hub/login?token={token}&next=/hub/home")
         answer = await browser.get("/user/alice/notebooks/clash/n.ipynb")
-    assert answer.status_code == 302
-    assert answer.headers["location"].endswith("/user/alice/notebooks/clash/n%202.ipynb")
+    assert answer.status_code == 200 and answer.url.path == "/user/alice/notebooks/clash/n 2.ipynb"
+    assert any(r.headers.get("location", "").endswith("/notebooks/clash/n%202.ipynb") for r in answer.history)
 
 
 async def test_two_cold_clicks_with_one_name_keep_both_notebooks(hub, token_for):

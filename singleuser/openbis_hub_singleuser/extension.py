@@ -216,7 +216,7 @@ class OpenBISServerExtension(LoggingConfigurable):
             Rule(
                 placement.RedirectedNotebook(base_url, self.redirects),
                 placement.RedirectHandler,
-                {"base_url": base_url, "redirects": self.redirects},
+                {"redirects": self.redirects},
             ),
         )
         if self._hub_api():

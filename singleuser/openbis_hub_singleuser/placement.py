@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 from urllib.parse import quote
 
+from jupyter_server.base.handlers import JupyterHandler
 from tornado import web
 from tornado.escape import url_unescape
 from tornado.routing import Matcher
@@ -161,10 +162,13 @@ def looked_for_now(looked_for: dict[str, float], path: str, keep: int = 256) -> 
         del looked_for[next(iter(looked_for))]
 
 
-class RedirectHandler(web.RequestHandler):
-    def initialize(self, base_url: str, redirects: dict[str, str]):
-        self.base_url = base_url
+class RedirectHandler(JupyterHandler):
+    """The ELN's URL for a notebook placed under another name: to that name, for this server's users only
+    (anyone else is sent to log in first, as by Jupyter's own pages, and learns no file name)."""
+
+    def initialize(self, redirects: dict[str, str]):
         self.redirects = redirects
 
+    @web.authenticated
     def get(self, route, path):
         self.redirect(self.base_url + route + quote(self.redirects[path], safe="/"))

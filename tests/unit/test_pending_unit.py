@@ -575,9 +575,15 @@ class _Recorder:
         self.calls.append((args, kwargs))
 
 
-def _redirect_target(route: str, path: str, base_url: str = BASE, redirects: dict | None = None) -> str:
+def _redirect_target(
+    route: str, path: str, base_url: str = BASE, redirects: dict | None = None, user: str | None = "alice"
+) -> str:
+    """Where RedirectHandler sends a GET of ``route + path`` by ``user`` (None: not logged in)."""
     handler = RedirectHandler.__new__(RedirectHandler)
-    handler.initialize(base_url=base_url, redirects=REDIRECTS if redirects is None else redirects)
+    handler.application = SimpleNamespace(settings={"base_url": base_url, "login_url": base_url + "login"})
+    handler.request = _get(base_url + route + quote(path))
+    handler._current_user = user  # what jupyter_server's prepare() finds for the request
+    handler.initialize(redirects=REDIRECTS if redirects is None else redirects)
     handler.redirect = recorder = _Recorder()
     handler.get(route, path)
     assert len(recorder.calls) == 1
@@ -590,6 +596,11 @@ def _redirect_target(route: str, path: str, base_url: str = BASE, redirects: dic
 @pytest.mark.parametrize("route", RedirectedNotebook.ROUTES)
 def test_handler_redirects_to_the_placed_name_on_the_same_route(route):
     assert _redirect_target(route, "clash/n.ipynb") == f"{BASE}{route}clash/n%202.ipynb"
+
+
+def test_handler_tells_no_file_name_to_someone_not_logged_in():
+    target = _redirect_target("notebooks/", "clash/n.ipynb", user=None)
+    assert target.startswith(BASE + "login?next=") and "n%202" not in target and "n 2" not in target
 
 
 def test_handler_percent_encodes_unicode_and_spaces_but_keeps_slashes():
