@@ -220,14 +220,12 @@ class OpenBISServerExtension(LoggingConfigurable):
             ),
         )
         if self._hub_api():
-            from .handlers import PlaceWaitingHandler
-
             # a notebook's page asked for before the service told this server to take it (a race at start)
             serverapp.web_app.default_router.rules.insert(
                 1,
                 Rule(
                     placement.UnplacedNotebook(base_url, self.root_dir, self.looked_for),
-                    PlaceWaitingHandler,
+                    placement.PlaceWaitingHandler,
                     {"ext": self, "looked_for": self.looked_for},
                 ),
             )
@@ -348,6 +346,10 @@ class OpenBISServerExtension(LoggingConfigurable):
         except (ValueError, AttributeError):
             return []
         return [n for n in notebooks if isinstance(n, dict)]
+
+    async def place_waiting(self) -> list[dict]:
+        """Take the notebooks the hub holds for this server and place them; what was placed."""
+        return self.place_pending(await self.take_pending())
 
     def place_pending(self, notebooks: list[dict]) -> list[dict]:
         """Write each notebook without replacing anything; a renamed one gets a redirect."""

@@ -16,17 +16,16 @@ import posixpath
 import tempfile
 import time
 import uuid
-from urllib.parse import quote
 
 from jupyter_core.utils import ensure_async
 from jupyter_server.auth.decorator import authorized
-from jupyter_server.base.handlers import APIHandler, JupyterHandler
+from jupyter_server.base.handlers import APIHandler
 from tornado import web
 
 from openbis_hub.eln_template import defaults_from_notebook, downloaded_datasets, normalize_owner
 from openbis_hub.errors import BadRequest, InvalidToken, OpenBISError, OpenBISHubError
 
-from . import downloads, environment, explorer, opening, placement, registration
+from . import downloads, environment, explorer, opening, registration
 from .registration import SaveError, expired_token_error
 
 AUTH_RESOURCE = "contents"
@@ -145,27 +144,8 @@ class PendingHandler(BaseHandler):
     @web.authenticated
     @authorized
     async def post(self):
-        placed = self.ext.place_pending(await self.ext.take_pending())
+        placed = await self.ext.place_waiting()
         self.finish({"placed": placed})
-
-
-class PlaceWaitingHandler(JupyterHandler):
-    """The page of a notebook that is not there yet: take what the hub holds for this server, then load it again.
-
-    The rule (:class:`~.placement.UnplacedNotebook`) sends here only paths not
-    looked for lately, so the second load is Jupyter's own page, found or not.
-    """
-
-    def initialize(self, ext, looked_for: dict[str, float]):
-        self.ext = ext
-        self.looked_for = looked_for
-
-    @web.authenticated
-    async def get(self, route, path):
-        self.ext.place_pending(await self.ext.take_pending())
-        placement.looked_for_now(self.looked_for, path)
-        target = self.base_url + route + quote(self.ext.redirects.get(path, path), safe="/")
-        self.redirect(target + ("?" + self.request.query if self.request.query else ""))
 
 
 class HashHandler(BaseHandler):

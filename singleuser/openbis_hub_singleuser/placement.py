@@ -171,4 +171,28 @@ class RedirectHandler(JupyterHandler):
 
     @web.authenticated
     def get(self, route, path):
-        self.redirect(self.base_url + route + quote(self.redirects[path], safe="/"))
+        self.redirect(notebook_url(self.base_url, route, self.redirects[path]))
+
+
+class PlaceWaitingHandler(JupyterHandler):
+    """The page of a notebook that is not there yet: take what the hub holds for this server, then load it again.
+
+    The rule (:class:`UnplacedNotebook`) sends here only paths not looked for
+    lately, so the second load is Jupyter's own page, found or not.
+    """
+
+    def initialize(self, ext, looked_for: dict[str, float]):
+        self.ext = ext  # the OpenBISServerExtension
+        self.looked_for = looked_for
+
+    @web.authenticated
+    async def get(self, route, path):
+        await self.ext.place_waiting()
+        looked_for_now(self.looked_for, path)
+        target = notebook_url(self.base_url, route, self.ext.redirects.get(path, path))
+        self.redirect(target + ("?" + self.request.query if self.request.query else ""))
+
+
+def notebook_url(base_url: str, route: str, path: str) -> str:
+    """The URL of the notebook page at ``path`` (not escaped) on ``route`` (one of :data:`ROUTES`)."""
+    return base_url + route + quote(path, safe="/")
