@@ -44,11 +44,7 @@ PREFIX = "openbis-hub-soak"
 
 
 class SoakStack(Stack):
-    project = PREFIX
-    network = PREFIX
-    hub_data = f"{PREFIX}-data"
-    volume_prefix = f"{PREFIX}-user"
-    container_prefix = PREFIX
+    prefix = PREFIX
 
 
 def _status(pid: int, field: str) -> float:

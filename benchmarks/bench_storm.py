@@ -49,11 +49,7 @@ PREFIX = "openbis-hub-storm"
 
 
 class StormStack(Stack):
-    project = PREFIX
-    network = PREFIX
-    hub_data = f"{PREFIX}-data"
-    volume_prefix = f"{PREFIX}-user"
-    container_prefix = PREFIX
+    prefix = PREFIX
 
 
 def percentile(values: list[float], p: float) -> float:

@@ -36,11 +36,10 @@ from hub import free_port
 from standin import start_standin
 
 ROOT = Path(__file__).resolve().parent.parent
-PROJECT = "openbis-hub-e2e"
-NETWORK = "openbis-hub-e2e"
-HUB_DATA = "openbis-hub-e2e-data"
-VOLUME_PREFIX = "openbis-hub-e2e-user"
-CONTAINER_PREFIX = "openbis-hub-e2e"
+PREFIX = "openbis-hub-e2e"  # every name a Stack gives Docker starts with its prefix (see Stack)
+PROJECT = NETWORK = CONTAINER_PREFIX = PREFIX
+HUB_DATA = f"{PREFIX}-data"
+VOLUME_PREFIX = f"{PREFIX}-user"
 HUB_IMAGE = os.environ.get("OPENBIS_HUB_IMAGE", "openbis-hub:latest")
 NOTEBOOK_IMAGE = os.environ.get("OPENBIS_HUB_NOTEBOOK_IMAGE", "openbis-hub-singleuser:latest")
 FORM = {"Content-Type": "application/x-www-form-urlencoded; charset=UTF-8"}
@@ -91,15 +90,35 @@ def engine():
 
 
 class Stack:
-    """The compose project under test, plus the stand-in it logs in to."""
+    """The compose project under test, plus the stand-in it logs in to.
 
-    project = PROJECT
-    network = NETWORK
-    hub_data = HUB_DATA
-    volume_prefix = VOLUME_PREFIX
-    container_prefix = CONTAINER_PREFIX
+    A subclass with its own ``prefix`` gets a project, network, data volume,
+    users' volumes and containers of its own, all named from it.
+    """
+
+    prefix = PREFIX
     compose_files = ("docker-compose.yml",)
     extra_env: dict = {}
+
+    @property
+    def project(self) -> str:
+        return self.prefix
+
+    @property
+    def network(self) -> str:
+        return self.prefix
+
+    @property
+    def container_prefix(self) -> str:
+        return self.prefix
+
+    @property
+    def hub_data(self) -> str:
+        return f"{self.prefix}-data"
+
+    @property
+    def volume_prefix(self) -> str:
+        return f"{self.prefix}-user"
 
     def __init__(self, engine, tmp: Path):
         self.compose_cmd = engine["compose"]

@@ -27,11 +27,7 @@ pytestmark = [pytest.mark.docker, pytest.mark.timeout(900)]
 
 
 class EngineStack(Stack):
-    project = PREFIX
-    network = PREFIX
-    hub_data = f"{PREFIX}-data"
-    volume_prefix = f"{PREFIX}-user"
-    container_prefix = PREFIX
+    prefix = PREFIX
 
 
 def our_engine_pid() -> int:

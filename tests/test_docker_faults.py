@@ -126,11 +126,7 @@ class Gate:
 
 
 class FaultStack(Stack):
-    project = PREFIX
-    network = PREFIX
-    hub_data = f"{PREFIX}-data"
-    volume_prefix = f"{PREFIX}-user"
-    container_prefix = PREFIX
+    prefix = PREFIX
     extra_env = {
         "OPENBIS_HUB_CONCURRENT_SPAWN_LIMIT": str(SPAWN_LIMIT),
         "OPENBIS_HUB_OPENBIS_TIMEOUT": str(OPENBIS_TIMEOUT),

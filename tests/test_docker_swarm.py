@@ -22,11 +22,7 @@ pytestmark = [pytest.mark.docker, pytest.mark.timeout(1200)]
 
 
 class SwarmStack(Stack):
-    project = "openbis-hub-e2e-swarm"
-    network = "openbis-hub-e2e-swarm"
-    hub_data = "openbis-hub-e2e-swarm-data"
-    volume_prefix = "openbis-hub-e2e-swarm-user"
-    container_prefix = "openbis-hub-e2e-swarm"
+    prefix = "openbis-hub-e2e-swarm"
     compose_files = ("docker-compose.yml", "docker-compose.swarm.yml")
 
 
